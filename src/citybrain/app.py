@@ -1,0 +1,99 @@
+"""Application factory: engine, sessions, templates, routers, static files, error mapping."""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from citybrain import __version__
+from citybrain.config import Settings
+from citybrain.core.api import build_api_router
+from citybrain.core.auth import LoginRequired
+from citybrain.core.db import make_engine, make_sessionmaker
+from citybrain.core.errors import DomainError
+from citybrain.core.logging import setup_logging
+from citybrain.core.observability import AccessLogMiddleware, Metrics
+from citybrain.core.observability import router as ops_router
+from citybrain.core.pages import build_page_router
+from citybrain.core.security import CookieSigner
+from citybrain.web.pages import login_redirect
+from citybrain.web.render import gettext_for, make_environment, render
+
+log = logging.getLogger("citybrain")
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith(("/api/", "/open311/", "/ngsi-ld/"))
+
+
+def create_app(settings: Settings, *, engine=None) -> FastAPI:  # noqa: ANN001
+    settings.check_serving()
+    setup_logging(settings.log_level, settings.log_format)
+    app = FastAPI(
+        title="citybrain", version=__version__, docs_url=None, redoc_url=None,
+        description="District City Brain (城市智慧大脑区级中枢) API. Authenticate with "
+        "`POST /api/auth/token` (OAuth2 password flow) or a token from `citybrain token create`.",
+    )
+    app.state.settings = settings
+    app.state.engine = engine or make_engine(settings.effective_database_url)
+    app.state.sessionmaker = make_sessionmaker(app.state.engine)
+    app.state.signer = CookieSigner(settings.secret_key)
+    app.state.jinja = make_environment()
+    app.state.metrics = Metrics()
+    app.add_middleware(AccessLogMiddleware)
+
+    static_dir = Path(str(resources.files("citybrain.web").joinpath("static")))
+    app.mount("/static", StaticFiles(directory=static_dir, check_dir=True), name="static")
+    app.include_router(ops_router)
+    app.include_router(build_api_router())
+    app.include_router(build_page_router())
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        # Swagger UI from our own static files: nothing loads from a CDN.
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json", title="citybrain API",
+            swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+        )
+
+    _install_error_handlers(app)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(LoginRequired)
+    async def _login_required(request: Request, _exc: LoginRequired) -> Response:
+        return login_redirect(request)
+
+    @app.exception_handler(DomainError)
+    async def _domain_error(request: Request, exc: DomainError) -> Response:
+        headers = {}
+        if exc.status_code == 401:
+            headers["WWW-Authenticate"] = "Bearer"
+        if "retry_after_s" in exc.details:
+            headers["Retry-After"] = str(exc.details["retry_after_s"])
+        if _is_api(request) or request.headers.get("authorization"):
+            body = {"detail": exc.message, "code": exc.code}
+            return JSONResponse(body, status_code=exc.status_code, headers=headers)
+        _ = gettext_for(request)
+        titles = {403: _("Not allowed"), 404: _("Not found"), 409: _("Conflict")}
+        return render(request, "error.html", {"title": titles.get(exc.status_code, _("Request refused")),
+                      "message": exc.message}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
+                  for e in exc.errors()]
+        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+        where = ".".join(str(p) for p in first["loc"] if p not in ("body", "query", "path"))
+        return JSONResponse({"detail": f"{where}: {first['msg']}" if where else first["msg"],
+                             "code": "invalid", "errors": errors}, status_code=422)

@@ -1,0 +1,114 @@
+"""Settings: environment variables ``CITYBRAIN_*`` and an optional ``citybrain.toml``.
+
+Everything is validated once at start; a bad value stops the start with one line that names
+the setting (see ``cli.load_settings_or_exit``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+# A secret that is obviously not secret; refused outside demo mode.
+DEMO_SECRET_PLACEHOLDER = "demo-only-not-secret"
+SUPPORTED_LANGUAGES = ("zh_CN", "en")
+
+
+class SettingError(ValueError):
+    """A setting with a bad value; ``str()`` is the one line shown to the operator."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        super().__init__(f"invalid setting CITYBRAIN_{name.upper()}: {reason}")
+
+
+def _toml_path() -> Path:
+    return Path(os.environ.get("CITYBRAIN_CONFIG", "citybrain.toml"))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CITYBRAIN_", extra="forbid")
+
+    data_dir: Path = Field(default=Path("var"), description="Directory for the SQLite file and runtime files.")
+    database_url: str = Field(default="", description="SQLAlchemy URL; empty means SQLite under data_dir.")
+    secret_key: str = Field(default="", description="Signs sessions and CSRF tokens; at least 32 characters.")
+    demo_mode: bool = Field(default=False, description="Set by `citybrain demo`; allows a generated secret.")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    default_language: Literal["zh_CN", "en"] = "zh_CN"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    session_max_age_s: int = Field(default=8 * 3600, ge=60, le=30 * 86400)
+    cookie_secure: bool = Field(default=False, description="Mark cookies Secure (behind HTTPS).")
+    login_max_failures: int = Field(default=5, ge=1, le=100)
+    login_window_s: int = Field(default=900, ge=10, le=86400)
+    login_lockout_s: int = Field(default=60, ge=1, le=86400)
+    token_default_days: int = Field(default=30, ge=1, le=3650)
+    base_tile_url: str = Field(default="", description="Optional base-map tile URL; off by default.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _toml_path()
+        if path.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite://", "sqlite+pysqlite://", "postgresql")):
+            raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _check_secret_length(cls, value: str) -> str:
+        if value and len(value) < 32:
+            raise ValueError("must be at least 32 characters")
+        return value
+
+    def check_serving(self) -> None:
+        """Serving needs a real secret; only demo mode may generate one (see cli.demo)."""
+        if self.secret_key == DEMO_SECRET_PLACEHOLDER and not self.demo_mode:
+            raise SettingError("secret_key", "the demo placeholder is refused outside demo mode")
+        if not self.secret_key:
+            raise SettingError(
+                "secret_key",
+                "must be set to serve (generate one with: "
+                "python -c 'import secrets; print(secrets.token_urlsafe(48))')",
+            )
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'citybrain.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning pydantic's report into one ``SettingError`` naming the setting."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = str(err["loc"][0]) if err["loc"] else "?"
+        raise SettingError(name, f"{err['msg']} (got {err.get('input')!r})") from None

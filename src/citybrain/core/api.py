@@ -1,0 +1,18 @@
+"""Mounts every domain's JSON router under /api with its prefix and tags."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from citybrain.geo import api as geo_api
+from citybrain.org import api as org_api
+
+from . import audit_api
+
+
+def build_api_router() -> APIRouter:
+    api = APIRouter(prefix="/api")
+    api.include_router(org_api.router)
+    api.include_router(geo_api.router, prefix="/geo", tags=["geo"])
+    api.include_router(audit_api.router, prefix="/audit", tags=["audit"])
+    return api

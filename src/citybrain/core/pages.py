@@ -1,0 +1,17 @@
+"""Mounts every domain's HTML pages."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from citybrain.geo import pages as geo_pages
+from citybrain.org import pages as org_pages
+from citybrain.web import pages as web_pages
+
+
+def build_page_router() -> APIRouter:
+    pages = APIRouter()
+    pages.include_router(web_pages.router)
+    pages.include_router(org_pages.router)
+    pages.include_router(geo_pages.router)
+    return pages

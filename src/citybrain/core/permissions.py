@@ -1,0 +1,53 @@
+"""Roles and the permissions (OAuth2 scopes) they carry: data, one table, used by every router.
+
+A token's effective permissions are its role's permissions intersected with its scopes, so a
+token can only narrow what its user may do. Later domains add their permissions here.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    LEADER = "leader"
+    STAFF = "staff"
+    GRID_WORKER = "grid_worker"
+    CITIZEN = "citizen"
+
+
+# permission -> human description (shown on the token page and in the OpenAPI docs)
+PERMISSIONS: dict[str, str] = {
+    "org:read": "Read departments and users",
+    "org:write": "Create and edit departments and users",
+    "token:write": "Issue and revoke API tokens for oneself",
+    "audit:read": "Read and verify the audit log",
+    "geo:read": "Read divisions, grids and locate points",
+    "people:read": "Read the synthetic population and enterprise base data",
+}
+ALL_PERMISSIONS = frozenset(PERMISSIONS)
+
+ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
+    Role.ADMIN: ALL_PERMISSIONS,
+    Role.LEADER: frozenset({"org:read", "audit:read", "geo:read", "token:write", "people:read"}),
+    Role.STAFF: frozenset({"org:read", "geo:read", "token:write"}),
+    Role.GRID_WORKER: frozenset({"geo:read"}),
+    Role.CITIZEN: frozenset(),
+}
+
+# Roles that must belong to a department.
+ROLES_WITH_DEPARTMENT = frozenset({Role.STAFF, Role.GRID_WORKER})
+
+
+def parse_scopes(text: str | list[str] | None) -> frozenset[str]:
+    """Parse a space- or comma-separated scope list; unknown scopes are an error, not ignored."""
+    if text is None:
+        return frozenset()
+    items = text if isinstance(text, list) else text.replace(",", " ").split()
+    unknown = sorted(set(items) - ALL_PERMISSIONS)
+    if unknown:
+        from .errors import Invalid
+
+        raise Invalid(f"unknown scope(s): {', '.join(unknown)}; known: {', '.join(sorted(ALL_PERMISSIONS))}")
+    return frozenset(items)
