@@ -17,11 +17,14 @@
  *   #map[data-grid-cells="<n>"]                 set after grid cells are drawn
  *                                               ("0" when cleared on zoom-out)
  *   #map[data-state="loading|ready|error"]
+ *
+ * Optional: data-grid-min-zoom="<n>" sets the zoom factor from which the
+ * unit grid is fetched and drawn (default 4).
  */
 (function () {
   'use strict';
 
-  var GRID_ZOOM_THRESHOLD = 4;   // geo zoom factor at which the unit grid appears
+  var GRID_ZOOM_THRESHOLD = 4;   // geo zoom factor at which the unit grid appears (data-grid-min-zoom overrides)
   var GRID_DEBOUNCE_MS = 300;
   var GRID_PAD_RATIO = 0.25;     // fetch a bit more than the visible box, to pan without refetching
   var GEO_MAP_NAME = 'district';
@@ -49,6 +52,10 @@
   };
   var divisionsUrl = el.getAttribute('data-divisions-url') || '/api/geo/divisions';
   var gridsUrl = el.getAttribute('data-grids-url') || '/api/geo/grids';
+  var minZoomAttr = parseFloat(el.getAttribute('data-grid-min-zoom'));
+  if (isFinite(minZoomAttr) && minZoomAttr > 0) {
+    GRID_ZOOM_THRESHOLD = minZoomAttr;
+  }
 
   var readyResolve, readyReject;
   var ready = new Promise(function (resolve, reject) {
@@ -300,7 +307,6 @@
   var drawn = false;
 
   setStatus(labels.loading, 'loading');
-  showMessage(labels.loading, false);
   chart.showLoading({ text: labels.loading, color: '#1f5fbf', textColor: '#1d2733', maskColor: 'rgba(234, 240, 246, 0.6)' });
 
   fetchJson(divisionsUrl).then(function (fc) {
@@ -438,6 +444,9 @@
           geoIndex: 0,
           z: 4,
           renderItem: renderGridCell,
+          // Draw every cell in one pass: progressive (chunked) rendering
+          // leaves large responses undrawn after a roam.
+          progressive: 0,
           tooltip: { formatter: gridTooltipFormatter },
           data: []
         }
@@ -593,10 +602,15 @@
     if (districtBbox) {
       query = bboxIntersect(query, districtBbox) || view;
     }
-    loadGrid(query.map(round6));
+    loadGrid(query.map(round6), view.map(round6));
   }
 
-  function loadGrid(bbox) {
+  /**
+   * Fetch the cells in `bbox`. If the server truncates the answer and
+   * `tightBbox` (the visible part only) is given, ask again for just that,
+   * so the cells on screen are the ones returned.
+   */
+  function loadGrid(bbox, tightBbox) {
     if (gridAbort) {
       gridAbort.abort();
     }
@@ -613,6 +627,10 @@
         return; // superseded
       }
       gridAbort = null;
+      if (fc && fc.truncated && tightBbox && !bboxContains(tightBbox, bbox)) {
+        loadGrid(tightBbox, null);
+        return;
+      }
       var cells = [];
       var data = [];
       ((fc && fc.features) || []).forEach(function (f) {

@@ -1,0 +1,47 @@
+# citybrain: `make demo` runs the platform with the Zhoucun demo district; `make test` runs every test.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo serve test lint format bench install vendor chromium clean
+
+demo: install
+	$(VENV)/bin/citybrain demo
+
+serve: install
+	$(VENV)/bin/citybrain serve
+
+test: install chromium
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check src tests bench
+
+format: install
+	$(VENV)/bin/ruff format src tests bench
+
+bench: install
+	$(PY) bench/run.py
+
+install: $(STAMP) vendor
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "citybrain needs Python 3.11 or newer")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+# Front-end libraries come from the npm registry, pinned by package-lock.json, and are
+# copied into the app's static folder; nothing is loaded from a CDN at run time.
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+vendor: node_modules/.package-lock.json
+	bash scripts/vendor.sh
+
+chromium:
+	bash scripts/ensure-chromium.sh
+
+clean:
+	rm -rf $(VENV) node_modules src/citybrain/web/static/vendor var
