@@ -35,7 +35,7 @@ $(STAMP): pyproject.toml
 # Front-end libraries come from the npm registry, pinned by package-lock.json, and are
 # copied into the app's static folder; nothing is loaded from a CDN at run time.
 node_modules/.package-lock.json: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 
 vendor: node_modules/.package-lock.json
 	bash scripts/vendor.sh

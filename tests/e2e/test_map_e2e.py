@@ -29,7 +29,9 @@ def test_admin_logs_in_and_sees_the_map_with_ten_townships(page, demo_server):
     # Zoom in on the district seat until the unit grid is drawn.
     box = page.locator("#map").bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    for _ in range(12):
+    for _ in range(40):
+        if page.evaluate("window.citybrainMap.getZoom()") >= 8:
+            break
         page.mouse.wheel(0, -400)
         page.wait_for_timeout(100)
     page.wait_for_function("Number(document.getElementById('map').dataset.gridCells || 0) > 0", timeout=20000)

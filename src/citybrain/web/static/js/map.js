@@ -285,6 +285,20 @@
     return;
   }
 
+  /**
+   * Let the map fill the viewport below whatever sits above it (top bar,
+   * header; their height varies with the screen width and the language).
+   * The stylesheet's calc() height is the fallback; min-height stays 480px.
+   */
+  function fitHeight() {
+    var top = el.getBoundingClientRect().top + (window.pageYOffset || 0);
+    var h = Math.max(480, Math.floor(window.innerHeight - top));
+    if (el.style.height !== h + 'px') {
+      el.style.height = h + 'px';
+    }
+  }
+  fitHeight();
+
   var chart = window.echarts.init(el, null, { renderer: 'canvas' });
   api.chart = chart;
 
@@ -696,6 +710,7 @@
     }
     resizeFrame = window.requestAnimationFrame(function () {
       resizeFrame = null;
+      fitHeight();
       chart.resize();
       if (drawn) {
         chart.setOption({ geo: { id: 'district-geo', layoutSize: fitLayoutSize() } });
