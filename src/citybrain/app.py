@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 
@@ -23,6 +25,8 @@ from citybrain.core.observability import AccessLogMiddleware, Metrics
 from citybrain.core.observability import router as ops_router
 from citybrain.core.pages import build_page_router
 from citybrain.core.security import CookieSigner
+from citybrain.events import flows as events_flows
+from citybrain.events import open311
 from citybrain.web.pages import login_redirect
 from citybrain.web.render import gettext_for, make_environment, render
 
@@ -33,11 +37,22 @@ def _is_api(request: Request) -> bool:
     return request.url.path.startswith(("/api/", "/open311/", "/ngsi-ld/"))
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # Startup hooks: domains subscribe to the in-process bus while the app runs. The session
+    # factory is looked up per delivery so a replaced sessionmaker (tests) is honoured.
+    stop_events = events_flows.install(lambda: app.state.sessionmaker())
+    try:
+        yield
+    finally:
+        stop_events()
+
+
 def create_app(settings: Settings, *, engine=None) -> FastAPI:  # noqa: ANN001
     settings.check_serving()
     setup_logging(settings.log_level, settings.log_format)
     app = FastAPI(
-        title="citybrain", version=__version__, docs_url=None, redoc_url=None,
+        title="citybrain", version=__version__, docs_url=None, redoc_url=None, lifespan=_lifespan,
         description="District City Brain (城市智慧大脑区级中枢) API. Authenticate with "
         "`POST /api/auth/token` (OAuth2 password flow) or a token from `citybrain token create`.",
     )
@@ -53,6 +68,7 @@ def create_app(settings: Settings, *, engine=None) -> FastAPI:  # noqa: ANN001
     app.mount("/static", StaticFiles(directory=static_dir, check_dir=True), name="static")
     app.include_router(ops_router)
     app.include_router(build_api_router())
+    app.include_router(open311.router, prefix="/open311/v2", tags=["open311"])
     app.include_router(build_page_router())
 
     @app.get("/docs", include_in_schema=False)

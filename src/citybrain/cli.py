@@ -19,9 +19,12 @@ def fail(message: str, code: int = 2) -> NoReturn:
     sys.exit(code)
 
 
-def settings_or_exit(**overrides: Any) -> Settings:
+def settings_or_exit(*, serving: bool = False, **overrides: Any) -> Settings:
     try:
-        return load_settings(**overrides)
+        settings = load_settings(**overrides)
+        if serving:
+            settings.check_serving()
+        return settings
     except SettingError as exc:
         fail(str(exc))
 
@@ -53,6 +56,7 @@ def _migrate(settings: Settings) -> str:
 def _session(settings: Settings):  # noqa: ANN202
     from citybrain.core.db import make_sessionmaker
 
+    _check_schema(settings)  # one clear line instead of an SQL traceback on a fresh database
     return make_sessionmaker(_engine(settings))()
 
 
@@ -91,7 +95,7 @@ def _serve(settings: Settings) -> None:
 @click.option("--port", default=None, type=int, help="Port (default 8000).")
 def serve(host: str | None, port: int | None) -> None:
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    settings = settings_or_exit(**overrides)
+    settings = settings_or_exit(serving=True, **overrides)
     _check_schema(settings)
     click.echo(f"citybrain {__version__} serving at http://{settings.host}:{settings.port}")
     _serve(settings)
@@ -104,7 +108,9 @@ def _check_schema(settings: Settings) -> None:
     try:
         current = m.current_revision(engine)
     except Exception as exc:  # noqa: BLE001
-        fail(f"cannot reach the database: {exc}")
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        fail(f"cannot reach the database ({engine.url.render_as_string(hide_password=True)}): "
+             f"{reason[0] if reason else type(exc).__name__}")
     finally:
         engine.dispose()
     if current != m.head_revision():

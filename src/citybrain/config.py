@@ -7,6 +7,7 @@ the setting (see ``cli.load_settings_or_exit``).
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Literal
 
@@ -104,8 +105,21 @@ class Settings(BaseSettings):
         return self.effective_database_url.startswith("sqlite")
 
 
+def _check_config_file() -> None:
+    """A config file named explicitly must exist, and any config file read must be valid TOML."""
+    path = _toml_path()
+    if os.environ.get("CITYBRAIN_CONFIG") and not path.is_file():
+        raise SettingError("config", f"no such file: {path}")
+    if path.is_file():
+        try:
+            tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise SettingError("config", f"{path} is not valid TOML: {exc}") from None
+
+
 def load_settings(**overrides: object) -> Settings:
     """Build settings, turning pydantic's report into one ``SettingError`` naming the setting."""
+    _check_config_file()
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:

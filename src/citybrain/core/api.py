@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from citybrain.events import api as events_api
 from citybrain.geo import api as geo_api
 from citybrain.org import api as org_api
 
@@ -15,4 +16,5 @@ def build_api_router() -> APIRouter:
     api.include_router(org_api.router)
     api.include_router(geo_api.router, prefix="/geo", tags=["geo"])
     api.include_router(audit_api.router, prefix="/audit", tags=["audit"])
+    api.include_router(events_api.router, prefix="/events", tags=["events"])
     return api

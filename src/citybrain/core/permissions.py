@@ -25,15 +25,22 @@ PERMISSIONS: dict[str, str] = {
     "audit:read": "Read and verify the audit log",
     "geo:read": "Read divisions, grids and locate points",
     "people:read": "Read the synthetic population and enterprise base data",
+    "events:report": "Report a city problem (event) through any channel",
+    "events:read": "Read events, their timelines and dispatch reasons",
+    "events:handle": "Act on events dispatched to one's department: start, handle, return, extension",
+    "events:command": "Command centre: accept, register, dispatch, reassign, close, approve extensions",
+    "events:verify": "Verify handled events in the field (pass or send back for rework)",
+    "events:admin": "Edit the event catalog and dispatch rules",
 }
 ALL_PERMISSIONS = frozenset(PERMISSIONS)
 
 ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     Role.ADMIN: ALL_PERMISSIONS,
-    Role.LEADER: frozenset({"org:read", "audit:read", "geo:read", "token:write", "people:read"}),
-    Role.STAFF: frozenset({"org:read", "geo:read", "token:write"}),
-    Role.GRID_WORKER: frozenset({"geo:read"}),
-    Role.CITIZEN: frozenset(),
+    Role.LEADER: frozenset({"org:read", "audit:read", "geo:read", "token:write", "people:read", "events:read"}),
+    Role.STAFF: frozenset({"org:read", "geo:read", "token:write", "events:report", "events:read", "events:handle"}),
+    # Grid workers read the events they reported or must verify (service layer narrows it).
+    Role.GRID_WORKER: frozenset({"geo:read", "events:report", "events:verify", "events:read"}),
+    Role.CITIZEN: frozenset({"events:report"}),
 }
 
 # Roles that must belong to a department.

@@ -214,7 +214,9 @@ _INDEX_LOCK = threading.Lock()
 def _index(db: Session) -> _Index:
     """Prepared polygons, cached per database and reloaded when the divisions change."""
     bind = db.get_bind()
-    key = (str(bind.url), db.scalar(select(func.count()).select_from(Division)) or 0)
+    # A session may be bound to an Engine or to a Connection (tests, jobs sharing a transaction).
+    url = bind.engine.url if hasattr(bind, "engine") else bind.url
+    key = (str(url), db.scalar(select(func.count()).select_from(Division)) or 0)
     with _INDEX_LOCK:
         cached = _INDEX_CACHE.get(key)
     if cached is not None:

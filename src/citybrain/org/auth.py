@@ -19,6 +19,9 @@ from .models import ApiToken, LoginAttempt, User, UserSession
 from .service import get_user_by_username
 
 
+THROTTLED = "throttled"  # login_attempt.reason of an attempt refused while locked out
+
+
 @dataclass(frozen=True)
 class Throttle:
     max_failures: int = 5
@@ -43,7 +46,10 @@ def _retry_after(db: Session, *, username: str, ip: str, throttle: Throttle) -> 
     )
     if last_ok is not None and last_ok > since:
         since = last_ok
-    fails = select(LoginAttempt).where(LoginAttempt.success.is_(False), LoginAttempt.at > since)
+    # Attempts refused while locked out are recorded but do not count: otherwise a client that
+    # retries after the announced wait is locked out again, for twice as long.
+    counted = (LoginAttempt.success.is_(False), LoginAttempt.reason != THROTTLED, LoginAttempt.at > since)
+    fails = select(LoginAttempt).where(*counted)
     by_user = db.scalar(select(func.count()).select_from(fails.where(LoginAttempt.username == username).subquery()))
     by_ip = db.scalar(select(func.count()).select_from(fails.where(LoginAttempt.ip == ip).subquery()))
     # An address gets more room than a username: several people can share one NAT gateway.
@@ -51,8 +57,7 @@ def _retry_after(db: Session, *, username: str, ip: str, throttle: Throttle) -> 
     if excess < 0:
         return 0
     latest = db.scalar(select(func.max(LoginAttempt.at)).where(
-        LoginAttempt.success.is_(False), LoginAttempt.at > since,
-        (LoginAttempt.username == username) | (LoginAttempt.ip == ip)))
+        *counted, (LoginAttempt.username == username) | (LoginAttempt.ip == ip)))
     wait = min(throttle.lockout_s * 2**excess, throttle.window_s)
     remaining = wait - (now - latest).total_seconds() if latest else 0
     return max(int(remaining + 0.999), 0)
@@ -66,9 +71,10 @@ def authenticate(
     Raises ``TooManyAttempts`` or ``Invalid``. The caller must commit even on failure so the
     attempt is kept (see ``org.api`` and ``org.pages``).
     """
-    username = username.strip()[:64]
+    # Usernames match case-insensitively, so the throttle counts them that way too.
+    username = username.strip()[:64].lower()
     if wait := _retry_after(db, username=username, ip=ip, throttle=throttle):
-        _note_attempt(db, username=username, ip=ip, success=False, reason="throttled")
+        _note_attempt(db, username=username, ip=ip, success=False, reason=THROTTLED)
         raise TooManyAttempts(f"too many failed logins; try again in {wait} s", retry_after_s=wait)
     user = get_user_by_username(db, username=username) if username else None
     ok = verify_password(user.password_hash if user else None, password)

@@ -175,25 +175,25 @@ def update_user(db: Session, *, user_id: int, data: UserUpdate, actor: Actor) ->
     user = get_user(db, user_id=user_id)
     changes = data.model_dump(exclude_unset=True)
     before = _user_snapshot(user)
-    if "department" in changes:
-        dept = _resolve_department(db, changes.pop("department"))
-        user.department_id = dept.id if dept else None
-    else:
-        dept = user.department
-    if "role" in changes and changes["role"] is not None:
-        user.role = str(changes.pop("role"))
-    _check_role_department(user.role, dept if user.department_id else None)
-    if (password := changes.pop("password", None)) is not None:
-        if problem := password_problem(password):
-            raise Invalid(problem)
-        user.password_hash = hash_password(password)
+    # Check everything before touching the row: a refused update must leave nothing dirty in
+    # the session for a later flush to write.
+    dept = _resolve_department(db, changes["department"]) if "department" in changes else user.department
+    role = str(changes["role"]) if changes.get("role") is not None else user.role
+    active = changes["active"] if changes.get("active") is not None else user.active
+    _check_role_department(role, dept)
+    password = changes.get("password")
+    if password is not None and (problem := password_problem(password)):
+        raise Invalid(problem)
     if changes.get("active") is False and user.id == actor.user_id:
         raise Invalid("you cannot deactivate your own account")
-    for key in ("display_name", "active"):
-        if key in changes and changes[key] is not None:
-            setattr(user, key, changes[key])
-    if before["role"] == Role.ADMIN and (user.role != Role.ADMIN or not user.active):
+    if before["role"] == Role.ADMIN and (role != Role.ADMIN or not active):
         _check_not_last_admin(db, user)
+    user.department_id = dept.id if dept else None
+    user.role, user.active = role, active
+    if changes.get("display_name") is not None:
+        user.display_name = changes["display_name"]
+    if password is not None:
+        user.password_hash = hash_password(password)
     user.updated_at = clock.now()
     db.flush()
     after = _user_snapshot(user) | ({"password": "changed"} if password is not None else {})
