@@ -78,6 +78,29 @@ def migrate() -> None:
     click.echo(f"database at revision {rev}")
 
 
+@main.command(help="Migrate, then load the shipped departments and the district geography (no demo data).")
+@click.option("--with-geography/--without-geography", default=True, show_default=True,
+              help="Load the packaged Zhoucun boundary, townships and unit grid.")
+def init(with_geography: bool) -> None:
+    from citybrain.core.actor import system_actor
+    from citybrain.demo.district import load_geography
+    from citybrain.events import catalog
+    from citybrain.geo import service as geo_service
+    from citybrain.org import service as org_service
+
+    settings = settings_or_exit()
+    _migrate(settings)
+    actor = system_actor("init")
+    with _session(settings) as db:
+        created = org_service.load_shipped_departments(db, actor=actor)
+        loaded = {}
+        if with_geography and not geo_service.district_loaded(db):
+            loaded = load_geography(db, actor=actor)
+        catalog.sync_catalog(db, actor=actor)
+        db.commit()
+    click.echo(f"departments created: {created}; geography: {loaded or 'already loaded or skipped'}")
+
+
 def _serve(settings: Settings) -> None:
     import uvicorn
 

@@ -28,6 +28,23 @@ class Metrics:
                               ["outcome"], registry=self.registry)
 
 
+def route_template(request: Request) -> str:
+    """The full route template (``/api/geo/grids/{code}``) so metrics do not explode per id.
+
+    Included routers only know their own part of the path, so the mount prefix is recovered
+    from the request path: the shortest prefix after which the route's pattern matches.
+    """
+    route = request.scope.get("route")
+    regex, fmt = getattr(route, "path_regex", None), getattr(route, "path_format", None)
+    if regex is None or fmt is None:
+        return "unmatched"
+    path = request.scope.get("path", "")
+    for i, ch in enumerate(path):
+        if ch == "/" and regex.match(path[i:]):
+            return path[:i] + fmt
+    return fmt
+
+
 class AccessLogMiddleware(BaseHTTPMiddleware):
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         start = time.perf_counter()
@@ -38,8 +55,7 @@ class AccessLogMiddleware(BaseHTTPMiddleware):
             return response
         finally:
             elapsed = time.perf_counter() - start
-            route = request.scope.get("route")
-            template = getattr(route, "path", "unmatched")
+            template = route_template(request)
             metrics: Metrics = request.app.state.metrics
             metrics.requests.labels(request.method, template, str(status)).inc()
             metrics.latency.labels(request.method, template).observe(elapsed)

@@ -56,11 +56,13 @@ def token_from_password(
                                       days=settings.token_default_days, actor=actor, name="oauth2 password flow")
     except DomainError as exc:
         db.commit()  # keep the record of the failed attempt
+        request.app.state.metrics.logins.labels("throttled" if exc.status_code == 429 else "failed").inc()
         headers = {"Retry-After": str(exc.details["retry_after_s"])} if "retry_after_s" in exc.details else {}
         error = "invalid_scope" if exc.code == "forbidden" or "scope" in exc.message else "invalid_grant"
         status = 429 if exc.status_code == 429 else 400
         return JSONResponse({"error": error, "error_description": exc.message}, status_code=status,
                             headers=headers)
+    request.app.state.metrics.logins.labels("ok").inc()
     return TokenRead(access_token=token, expires_at=row.expires_at, scope=row.scopes)
 
 

@@ -61,6 +61,7 @@ async def login_submit(
                                      throttle=throttle)
     except DomainError as exc:
         db.commit()  # keep the record of the failed attempt
+        request.app.state.metrics.logins.labels("throttled" if exc.status_code == 429 else "failed").inc()
         status = exc.status_code if exc.status_code == 429 else 401
         message = (_("Too many failed logins; try again in %(s)s seconds.") % {"s": exc.details.get("retry_after_s")}
                    if status == 429 else _("Wrong username or password, or the account is disabled."))
@@ -70,6 +71,7 @@ async def login_submit(
             response.headers["Retry-After"] = str(exc.details.get("retry_after_s"))
         return response
     sess = org_auth.open_session(db, user=user, ip=client_ip(request), max_age_s=settings.session_max_age_s)
+    request.app.state.metrics.logins.labels("ok").inc()
     response = RedirectResponse(safe_next(next), status_code=303)
     response.set_cookie(SESSION_COOKIE, request.app.state.signer.sign(sess.id), max_age=settings.session_max_age_s,
                         httponly=True, samesite="lax", secure=settings.cookie_secure, path="/")
