@@ -27,6 +27,7 @@ from citybrain.core.pages import build_page_router
 from citybrain.core.security import CookieSigner
 from citybrain.events import flows as events_flows
 from citybrain.events import open311
+from citybrain.events import supervision as events_supervision
 from citybrain.web.pages import login_redirect
 from citybrain.web.render import gettext_for, make_environment, render
 
@@ -42,9 +43,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Startup hooks: domains subscribe to the in-process bus while the app runs. The session
     # factory is looked up per delivery so a replaced sessionmaker (tests) is honoured.
     stop_events = events_flows.install(lambda: app.state.sessionmaker())
+    # Time-limit supervision (督办) every minute, each round in its own session and transaction.
+    stop_supervision = events_supervision.start(lambda: app.state.sessionmaker())
     try:
         yield
     finally:
+        await stop_supervision()
         stop_events()
 
 

@@ -158,8 +158,12 @@ def _demo_secret(settings: Settings) -> str:
 @click.option("--seed", default=2026, show_default=True, type=int, help="Seed for the synthetic data.")
 @click.option("--residents", default=5000, show_default=True, type=click.IntRange(0, 1_000_000))
 @click.option("--enterprises", default=800, show_default=True, type=click.IntRange(0, 200_000))
+@click.option("--events", "events", default=3000, show_default=True, type=click.IntRange(0, 200_000),
+              help="Historical events to generate on the first run (0: none).")
 @click.option("--no-serve", is_flag=True, help="Load the demo and exit (for scripts).")
-def demo(host: str | None, port: int | None, seed: int, residents: int, enterprises: int, no_serve: bool) -> None:
+@click.option("--no-live", is_flag=True, help="Do not keep new demo events arriving while serving.")
+def demo(host: str | None, port: int | None, seed: int, residents: int, enterprises: int, events: int,
+         no_serve: bool, no_live: bool) -> None:
     overrides: dict[str, Any] = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = settings_or_exit(demo_mode=True, **overrides)
     settings = settings.model_copy(update={"secret_key": _demo_secret(settings)})
@@ -172,7 +176,7 @@ def demo(host: str | None, port: int | None, seed: int, residents: int, enterpri
     click.echo("loading the Zhoucun demo district (first run takes a few seconds)…")
     with _session(settings) as db:
         summary = load_demo(db, seed=seed, actor=system_actor("demo"), today=date.today(),
-                            residents=residents, enterprises=enterprises)
+                            residents=residents, enterprises=enterprises, events=events)
         db.commit()
         click.echo("demo accounts (username / password / role):")
         for acc in demo_accounts(seed):
@@ -186,7 +190,18 @@ def demo(host: str | None, port: int | None, seed: int, residents: int, enterpri
     if no_serve:
         return
     click.echo(f"open http://{settings.host}:{settings.port}/ and log in as admin")
-    _serve(settings)
+    live = None
+    if not no_live:
+        from citybrain.core.db import make_sessionmaker
+        from citybrain.demo.live import LiveEvents
+
+        live = LiveEvents(make_sessionmaker(_engine(settings)), seed=seed).start()
+        click.echo("new demo events arrive every 20-60 s (--no-live to turn off)")
+    try:
+        _serve(settings)
+    finally:
+        if live is not None:
+            live.stop()
 
 
 @main.group(help="Manage users.")

@@ -294,8 +294,8 @@ def test_a_revoked_token_gets_401_over_http(client, frozen_clock):
 
 
 def _token_id(client, headers: dict[str, str]) -> int:  # noqa: ANN001
-    from citybrain.org.models import ApiToken
     from citybrain.core.security import split_token
+    from citybrain.org.models import ApiToken
 
     key_id = split_token(headers["Authorization"].split()[1])[0]
     with client.app.state.sessionmaker() as db:

@@ -48,16 +48,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _sqlite_begin)
+        event.listen(engine, "savepoint", _sqlite_begin_before_savepoint)
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    # pysqlite opens transactions lazily (only before DML), so a SAVEPOINT could open the real
-    # transaction and its RELEASE commit it. Let SQLAlchemy emit BEGIN itself (_sqlite_begin),
-    # as SQLAlchemy's pysqlite docs advise, so savepoints nest inside a rollback-able transaction.
-    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     # WAL lets readers run beside the single writer; foreign keys are off by default in SQLite.
     cur.execute("PRAGMA journal_mode=WAL")
@@ -66,8 +62,12 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def _sqlite_begin(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN")
+def _sqlite_begin_before_savepoint(conn: Any, _name: str) -> None:
+    # pysqlite opens its transaction lazily, before the first INSERT/UPDATE/DELETE. A SAVEPOINT
+    # sent outside a transaction becomes the transaction, and its RELEASE then commits for good:
+    # the outer rollback (a failed request, a test) would no longer undo it. Open it first.
+    if not conn.connection.dbapi_connection.in_transaction:
+        conn.exec_driver_sql("BEGIN")
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from citybrain.events import pages_evaluation as events_pages_evaluation
+from citybrain.events import pages_public as events_pages_public
+from citybrain.events import pages_staff as events_pages_staff
 from citybrain.geo import pages as geo_pages
 from citybrain.org import pages as org_pages
 from citybrain.web import pages as web_pages
@@ -14,4 +17,7 @@ def build_page_router() -> APIRouter:
     pages.include_router(web_pages.router)
     pages.include_router(org_pages.router)
     pages.include_router(geo_pages.router)
+    pages.include_router(events_pages_public.router)
+    pages.include_router(events_pages_evaluation.router)
+    pages.include_router(events_pages_staff.router)
     return pages

@@ -10,13 +10,18 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
+from datetime import time as dtime
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from citybrain.core.actor import Actor
 from citybrain.core.permissions import Role
 from citybrain.data import service as data_service
+from citybrain.events import catalog as events_catalog
+from citybrain.events.models import Event
+from citybrain.events.service import CHINA
 from citybrain.geo import service as geo_service
 from citybrain.geo.grid import DEFAULT_CELL_SIZE_M, generate_grid, lattice_origin
 from citybrain.geo.partition import DISTRICT_CODE, load_boundary_wgs84, load_townships, partition_townships
@@ -79,12 +84,19 @@ def load_geography(db: Session, *, actor: Actor) -> dict[str, int]:
 
 
 def load_demo(
-    db: Session, *, seed: int, actor: Actor, today: date, residents: int = 5000, enterprises: int = 800
+    db: Session, *, seed: int, actor: Actor, today: date, residents: int = 5000, enterprises: int = 800,
+    events: int = 0,
 ) -> dict[str, object]:
-    """Idempotent: each part is loaded only if it is not there yet."""
+    """Idempotent: each part is loaded only if it is not there yet.
+
+    ``events``: how many historical events to generate (``events_history``) when the event
+    table is empty; 0 (the default, used by the test fixtures) generates none.
+    """
     summary: dict[str, object] = {"departments": org_service.load_shipped_departments(db, actor=actor)}
     if not geo_service.district_loaded(db):
         summary |= load_geography(db, actor=actor)
+    # The citizen report page and the event channels need the shipped classification catalog.
+    summary["event_categories"] = events_catalog.sync_catalog(db, actor=actor)
     accounts = demo_accounts(seed)
     created = []
     for acc in accounts:
@@ -101,4 +113,11 @@ def load_demo(
     if data_service.count_enterprises(db) == 0 and enterprises:
         firms = generate_enterprises(seed, enterprises, township_codes=codes, today=today)
         summary["enterprises"] = data_service.load_enterprises(db, enterprises=firms, actor=actor)
+    if events and db.scalar(select(func.count()).select_from(Event)) == 0:
+        from .events_history import generate_history
+
+        # The history ends at the start of ``today`` (China time), so it depends only on the
+        # seed and the date; the live generator fills in the rest of the day.
+        until = datetime.combine(today, dtime(0), tzinfo=CHINA)
+        summary["events_history"] = generate_history(db, seed=seed, count=events, until=until)
     return summary

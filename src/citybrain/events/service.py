@@ -23,7 +23,7 @@ from citybrain.core.permissions import Role
 from citybrain.geo import service as geo_service
 from citybrain.org import service as org_service
 
-from . import workflow
+from . import live, workflow
 from .enums import OPEN_STATUSES, Channel, LocationState, Stage, Status
 from .models import Event, EventAssignment, EventCategory, EventLog
 from .schemas import EventReportIn
@@ -179,6 +179,7 @@ def report(db: Session, *, data: EventReportIn, actor: Actor | None) -> Event:
         _apply(db, event, action="accept", actor=system_actor(AUTO_ACTOR),
                note="machine channel: accepted automatically", data={})
         _auto_dispatch(db, event)
+    live.queue_change(db, event=event, action="report")
     return event
 
 
@@ -288,6 +289,7 @@ def transition(db: Session, *, event_id: int, action: str, actor: Actor, expecte
     _apply(db, event, action=action, actor=actor, note=note, data=data)
     if action in ("accept", "locate"):
         _auto_dispatch(db, event)
+    live.queue_change(db, event=event, action=action)  # announced on commit (event.changed)
     return event
 
 

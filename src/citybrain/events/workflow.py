@@ -208,9 +208,27 @@ def apply(ctx: Context, step: Action) -> tuple[str, str]:
         if not isinstance(step.target, _Keep):
             event.status = str(step.target)
         if not isinstance(step.stage, _Keep):
+            _record_stage_left(ctx)
             enter_stage(event, ctx.category, step.stage, ctx.now)
     event.updated_at = ctx.now
     return before, event.status
+
+
+def _record_stage_left(ctx: Context) -> None:
+    """Note in the timeline how the stage being left went: its deadline, whether it was missed
+    and the working time spent. Evaluation (evaluation.py) aggregates these in SQL instead of
+    replaying every timeline in Python."""
+    event = ctx.event
+    if event.stage is None or event.stage_started_at is None:
+        return
+    from . import timelimits
+
+    ctx.log_data["stage_left"] = event.stage
+    ctx.log_data["working_s"] = round(timelimits.working_time_between(
+        event.stage_started_at, max(ctx.now, event.stage_started_at)).total_seconds())
+    if event.due_at is not None:
+        ctx.log_data["stage_due_at"] = event.due_at.isoformat()
+        ctx.log_data["late"] = bool(event.overdue or ctx.now > event.due_at)
 
 
 def enter_stage(event: Event, category: EventCategory, stage: Stage | None, now: datetime) -> None:

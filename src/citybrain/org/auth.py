@@ -18,7 +18,6 @@ from citybrain.core.security import new_session_id, new_token, sha256, split_tok
 from .models import ApiToken, LoginAttempt, User, UserSession
 from .service import get_user_by_username
 
-
 THROTTLED = "throttled"  # login_attempt.reason of an attempt refused while locked out
 
 

@@ -21,12 +21,18 @@ class NavItem:
     path: str
     label: str  # English msgid
     permission: str | None  # None: every logged-in user
+    staff_only: bool = False  # hidden from citizens even when they hold the permission
 
 
 # Domains append their entries here when they land; each role sees only what it may use.
 NAV: list[NavItem] = [
     NavItem("/", "Overview", None),
     NavItem("/map", "District map", "geo:read"),
+    NavItem("/events", "Events", "events:read"),
+    NavItem("/inbox", "Inbox", "events:handle"),
+    NavItem("/tasks", "Verification tasks", "events:verify"),
+    NavItem("/evaluation", "Evaluation", "events:read"),
+    NavItem("/events/new", "New report", "events:report", staff_only=True),
     NavItem("/admin/departments", "Departments", "org:read"),
     NavItem("/admin/users", "Users", "org:read"),
     NavItem("/admin/audit", "Audit log", "audit:read"),
@@ -89,7 +95,8 @@ def render(
     ctx = {
         "request": request,
         "actor": actor,
-        "nav": [n for n in NAV if actor and (n.permission is None or actor.can(n.permission))],
+        "nav": [n for n in NAV if actor and (n.permission is None or actor.can(n.permission))
+                and not (n.staff_only and actor.role == "citizen")],
         "csrf_token": token,
         "lang": lang,
         "html_lang": html_lang(lang),

@@ -1,0 +1,116 @@
+"""Event photos: checked by their content (not the name or the declared type), stored once
+per content under the data directory, and served only to staff who may read the event.
+
+Layout: ``<data_dir>/photos/<yyyy>/<mm>/<sha256>.<ext>``; the row keeps the path relative to
+the data directory so the directory can move.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from citybrain.core import clock
+from citybrain.core.errors import Invalid, NotFound
+
+from .models import EventPhoto
+
+MAX_PHOTO_BYTES = 5 * 1024 * 1024
+STAGES = frozenset({"report", "handled", "verified"})
+_UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\]+")
+
+
+class PhotoRefused(Invalid):
+    """An upload that is not a photo we accept; ``reason`` is ``empty``, ``too_large`` or ``not_image``."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message, field="photos", reason=reason)
+        self.reason = reason
+
+
+def sniff(data: bytes) -> tuple[str, str] | None:
+    """(extension, content type) from the file's magic bytes, or None for anything else."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpg", "image/jpeg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png", "image/png"
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp", "image/webp"
+    return None
+
+
+def check_photo(data: bytes) -> tuple[str, str]:
+    """Refuse empty, oversized and non-image uploads; returns (extension, content type)."""
+    if not data:
+        raise PhotoRefused("the photo is empty", reason="empty")
+    if len(data) > MAX_PHOTO_BYTES:
+        raise PhotoRefused(f"the photo is larger than {MAX_PHOTO_BYTES // (1024 * 1024)} MB", reason="too_large")
+    kind = sniff(data)
+    if kind is None:
+        raise PhotoRefused("only JPEG, PNG and WebP photos are accepted", reason="not_image")
+    return kind
+
+
+def clean_filename(name: str) -> str:
+    base = _UNSAFE_NAME.sub("_", (name or "").replace("\\", "/").rsplit("/", 1)[-1]).strip(" .")
+    return base[:200] or "photo"
+
+
+def _write_once(target: Path, data: bytes) -> None:
+    """Same content, same name: an existing file is already right. Written atomically so a
+    reader never sees half a photo."""
+    if target.is_file():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_photo(db: Session, *, event_id: int, stage: str, upload_bytes: bytes, filename: str,
+               data_dir: Path | str) -> EventPhoto:
+    """Check, store and record one photo of an event."""
+    if stage not in STAGES:
+        raise Invalid(f"unknown photo stage {stage!r}; stages: {', '.join(sorted(STAGES))}", field="stage")
+    ext, content_type = check_photo(upload_bytes)
+    digest = hashlib.sha256(upload_bytes).hexdigest()
+    now = clock.now()
+    relative = Path("photos", f"{now:%Y}", f"{now:%m}", f"{digest}.{ext}")
+    _write_once(Path(data_dir) / relative, upload_bytes)
+    photo = EventPhoto(event_id=event_id, stage=stage, filename=clean_filename(filename),
+                       content_type=content_type, size=len(upload_bytes), sha256=digest,
+                       path=relative.as_posix(), created_at=now)
+    db.add(photo)
+    db.flush()
+    return photo
+
+
+def get_photo(db: Session, *, photo_id: int) -> EventPhoto:
+    photo = db.get(EventPhoto, photo_id)
+    if photo is None:
+        raise NotFound(f"photo {photo_id} does not exist")
+    return photo
+
+
+def list_photos(db: Session, *, event_id: int) -> list[EventPhoto]:
+    return list(db.scalars(select(EventPhoto).where(EventPhoto.event_id == event_id).order_by(EventPhoto.id)))
+
+
+def photo_file(photo: EventPhoto, *, data_dir: Path | str) -> Path:
+    """The stored file; refuses a path that would leave the data directory."""
+    root = Path(data_dir).resolve()
+    path = (root / photo.path).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        raise NotFound(f"the file of photo {photo.id} is missing")
+    return path
