@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo serve test lint format bench install vendor chromium clean
+.PHONY: demo serve test lint format bench install vendor chromium clean messages
 
 demo: install
 	$(VENV)/bin/citybrain demo
@@ -17,12 +17,18 @@ test: install chromium
 
 lint: install
 	$(VENV)/bin/ruff check src tests bench
+	$(PY) scripts/extract_messages.py --check
+
+# Re-extract the UI strings and update the gettext catalogs (then translate the new zh_CN ones).
+messages: install
+	$(PY) scripts/extract_messages.py
 
 format: install
 	$(VENV)/bin/ruff format src tests bench
 
 bench: install
 	$(PY) bench/run.py
+	$(PY) bench/events_bench.py
 
 install: $(STAMP) vendor
 

@@ -227,7 +227,7 @@ def bench_intake(label: str, url: str, *, rate: int, duration: int) -> list[dict
             points = sample_points(url, 500)
             # Paced: c connections, each waiting c/rate seconds before its next request, so the
             # offered load is at most `rate` requests/s (wrk 4 has no open-loop -R option).
-            connections = 6  # see docs/performance.md: more than ~7 concurrent requests exhaust the DB pool
+            connections = 20
             script = Path(tmp) / "paced.lua"
             script.write_text(_lua_script(points, token, delay_ms=connections / rate * 1000))
             paced = _wrk(port, script, connections=connections, threads=1, seconds=duration)
@@ -235,8 +235,8 @@ def bench_intake(label: str, url: str, *, rate: int, duration: int) -> list[dict
             results.append(paced)
             script2 = Path(tmp) / "max.lua"
             script2.write_text(_lua_script(points, token, delay_ms=0))
-            flat = _wrk(port, script2, connections=6, threads=1, seconds=min(duration, 10))
-            flat["mode"] = "saturation, 6 connections"
+            flat = _wrk(port, script2, connections=20, threads=2, seconds=min(duration, 10))
+            flat["mode"] = "saturation, 20 connections"
             results.append(flat)
         finally:
             os.killpg(server.pid, signal.SIGTERM)
@@ -260,14 +260,16 @@ _FILL_EVENTS = """
 INSERT INTO event (id, tracking_no, channel, category_code, description, address, lon, lat, location_state,
   township_code, status, urgency, department_id, dispatch_reason, reporter_name, reporter_phone,
   reporter_email, stage, overdue, rework_count, result, rating, created_at, updated_at, closed_at, version)
-SELECT g, 'ZB' || lpad(g::text, 10, '0'), 'api', (:cats)[1 + g % cardinality(:cats)], 'bench', '',
-  117.8, 36.8, 'located', (:towns)[1 + (g / 7) % cardinality(:towns)],
+SELECT g, 'ZB' || lpad(g::text, 10, '0'), 'api',
+  (CAST(:cats AS text[]))[1 + g % cardinality(CAST(:cats AS text[]))], 'bench', '',
+  117.8, 36.8, 'located', (CAST(:towns AS text[]))[1 + (g / 7) % cardinality(CAST(:towns AS text[]))],
   CASE WHEN g % 20 = 0 THEN 'in_progress' WHEN g % 33 = 0 THEN 'handled' ELSE 'closed' END,
-  'normal', (:depts)[1 + (g / 3) % cardinality(:depts)], 'bench', '', '', '',
+  'normal', (CAST(:depts AS int[]))[1 + (g / 3) % cardinality(CAST(:depts AS int[]))], 'bench', '', '', '',
   NULL, false, CASE WHEN g % 11 = 0 THEN 1 ELSE 0 END, 'done',
   CASE WHEN g % 4 = 0 THEN 1 + g % 5 END,
-  :start + (g * :step) * interval '1 second', :start + (g * :step + 3600) * interval '1 second',
-  CASE WHEN g % 20 <> 0 AND g % 33 <> 0 THEN :start + (g * :step + 86400) * interval '1 second' END, 5
+  CAST(:start AS timestamptz) + (g * :step) * interval '1 second', :start + (g * :step + 3600) * interval '1 second',
+  CASE WHEN g % 20 <> 0 AND g % 33 <> 0
+       THEN CAST(:start AS timestamptz) + (g * :step + 86400) * interval '1 second' END, 5
 FROM generate_series(1, :n) AS g
 """
 # Three stage-leaving timeline entries per event, as workflow._record_stage_left writes them.

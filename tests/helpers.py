@@ -93,3 +93,16 @@ def quick_user(db, username: str = "quick", role: str = "leader", department_id:
     db.add(user)
     db.commit()
     return user
+
+
+def run_async(coro, timeout: float = 5.0):  # noqa: ANN001, ANN201
+    """Run a coroutine to completion in a fresh thread with its own event loop.
+
+    The browser tests keep Playwright's event loop running in the main thread for the whole
+    session, so ``asyncio.run`` cannot be called there directly.
+    """
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, asyncio.wait_for(coro, timeout)).result()

@@ -173,7 +173,7 @@ def demo(host: str | None, port: int | None, seed: int, residents: int, enterpri
     from citybrain.demo.district import demo_accounts, load_demo
     from citybrain.org import service as org_service
 
-    click.echo("loading the Zhoucun demo district (first run takes a few seconds)…")
+    click.echo("loading the Zhoucun demo district (the first run takes about 40 s; later runs start at once)…")
     with _session(settings) as db:
         summary = load_demo(db, seed=seed, actor=system_actor("demo"), today=date.today(),
                             residents=residents, enterprises=enterprises, events=events)

@@ -42,7 +42,8 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer
     env |= {"CITYBRAIN_DATA_DIR": str(data_dir), "CITYBRAIN_LOG_LEVEL": "WARNING"}
     cli = Path(sys.executable).with_name("citybrain")
     proc = subprocess.Popen(
-        [str(cli), "demo", "--port", str(port), "--residents", "100", "--enterprises", "20"],
+        [str(cli), "demo", "--port", str(port), "--residents", "100", "--enterprises", "20",
+         "--events", "300"],
         cwd=data_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     lines: list[str] = []

@@ -3,7 +3,6 @@ rolled-back work is never announced, and each stream carries only what concerns 
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from typing import Any
 
@@ -11,12 +10,13 @@ from citybrain.core.actor import Actor
 from citybrain.core.bus import Bus
 from citybrain.events import live, service
 from event_helpers import SILULU, report
+from helpers import run_async
 
 TIMEOUT = 2.0
 
 
 def run(coro: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, TIMEOUT))
+    return run_async(coro, TIMEOUT)
 
 
 def test_broadcaster_delivers_a_bus_message_to_every_subscriber() -> None:

@@ -8,6 +8,7 @@ from datetime import timedelta
 from citybrain.core import bus
 from citybrain.events import supervision, timelimits
 from event_helpers import counts, report
+from helpers import run_async
 
 
 def actions(db, event_id):
@@ -96,7 +97,7 @@ def test_the_periodic_task_logs_a_failing_round_and_keeps_going(caplog):
         await asyncio.sleep(0.1)
         await stop()
 
-    asyncio.run(scenario())
+    run_async(scenario())
     assert len(calls) >= 2
     assert "supervision round failed" in caplog.text
 

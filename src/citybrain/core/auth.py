@@ -96,8 +96,16 @@ def resolve_actor(request: Request, db: Session) -> Actor | None:
     return actor
 
 
-async def current_actor(request: Request, db: Annotated[Session, Depends(get_db)]) -> Actor:
-    actor = resolve_actor(request, db)
+def _resolved_actor(request: Request, db: Annotated[Session, Depends(get_db)]) -> Actor | None:
+    # A plain function on purpose: FastAPI runs it in the thread pool, so the database lookup
+    # never blocks the event loop (the async dependencies below only await the CSRF form read).
+    return resolve_actor(request, db)
+
+
+ResolvedActor = Annotated[Actor | None, Depends(_resolved_actor)]
+
+
+async def current_actor(request: Request, actor: ResolvedActor) -> Actor:
     if actor is None:
         raise Unauthorized("authentication required")
     if actor.via == "session" and request.method not in SAFE_METHODS:
@@ -105,8 +113,8 @@ async def current_actor(request: Request, db: Annotated[Session, Depends(get_db)
     return actor
 
 
-async def optional_actor(request: Request, db: Annotated[Session, Depends(get_db)]) -> Actor | None:
-    return resolve_actor(request, db)
+async def optional_actor(actor: ResolvedActor) -> Actor | None:
+    return actor
 
 
 CurrentActor = Annotated[Actor, Depends(current_actor)]
@@ -124,9 +132,8 @@ def require(permission: str) -> Any:
     return Depends(dependency)
 
 
-async def page_actor(request: Request, db: Annotated[Session, Depends(get_db)]) -> Actor:
+async def page_actor(request: Request, actor: ResolvedActor) -> Actor:
     """Pages: an anonymous visitor is sent to the login page instead of getting a 401."""
-    actor = resolve_actor(request, db)
     if actor is None:
         raise LoginRequired()
     if request.method not in SAFE_METHODS:

@@ -50,7 +50,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "savepoint", _sqlite_begin_before_savepoint)
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -78,6 +78,9 @@ def get_db(request: Request) -> Iterator[Session]:
     """The request owns the transaction: commit on success, roll back on any error."""
     db: Session = request.app.state.sessionmaker()
     try:
+        # Check the connection out here, in the thread pool: async endpoints then never wait
+        # for a pooled connection on the event loop, which would stall every other request.
+        db.connection()
         yield db
         db.commit()
     except BaseException:

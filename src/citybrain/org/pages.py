@@ -182,7 +182,8 @@ async def token_create(request: Request, db: DbSession, actor: TokenWriter) -> R
             token, _row = auth.issue_token(db, user=user, scopes=form.get("scopes") or None, days=days,
                                            actor=actor, name=form.get("name", ""))
     except ValueError:
-        return _tokens_page(request, db, actor, status_code=422, error=gettext_for(request)("Days must be a whole number."))
+        message = gettext_for(request)("Days must be a whole number.")
+        return _tokens_page(request, db, actor, status_code=422, error=message)
     except DomainError as exc:
         return _tokens_page(request, db, actor, status_code=exc.status_code, error=str(exc))
     return _tokens_page(request, db, actor, new_token=token)

@@ -14,10 +14,10 @@ from citybrain.core.auth import SESSION_COOKIE, PageActor, check_csrf, page_requ
 from citybrain.core.db import DbSession
 from citybrain.core.errors import DomainError
 from citybrain.core.i18n import LANG_COOKIE
+from citybrain.data import service as data_service
 from citybrain.geo import service as geo_service
 from citybrain.org import auth as org_auth
 from citybrain.org import service as org_service
-from citybrain.data import service as data_service
 
 from .render import gettext_for, render
 
@@ -89,7 +89,9 @@ async def logout(request: Request, db: DbSession) -> Response:
 
 
 @router.post("/lang", include_in_schema=False)
-async def switch_language(request: Request, lang: Annotated[str, Form()], next: Annotated[str, Form()] = "/") -> Response:
+async def switch_language(
+    request: Request, lang: Annotated[str, Form()], next: Annotated[str, Form()] = "/"
+) -> Response:
     await check_csrf(request)
     from citybrain.config import SUPPORTED_LANGUAGES
 
