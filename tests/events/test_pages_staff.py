@@ -286,3 +286,32 @@ def test_pages_need_login(client) -> None:
 def test_stream_refuses_users_without_read_permission(client) -> None:
     sign_in(client, "citizen")
     assert client.get("/events/stream").status_code == 403
+
+
+def test_detail_offers_nearby_duplicates_and_merges_through_the_form(client, db, categories) -> None:
+    main = report(db, who=None)
+    dup = report(db, who=None)
+    sign_in(client, "admin")
+    page = client.get(f"/events/{dup.id}")
+    assert 'data-testid="duplicates"' in page.text and main.tracking_no in page.text
+    form = {"into_id": str(main.id), "expected_version": str(dup.version)}
+    assert client.post(f"/events/{dup.id}/merge", data=form, follow_redirects=False).status_code == 403
+    assert status_of(db, dup.id) != "merged"
+    done = client.post(f"/events/{dup.id}/merge", data={**form, "csrf_token": csrf_from(page.text)},
+                       follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"] == f"/events/{main.id}"
+    assert status_of(db, dup.id) == "merged"
+    before = counts(db)
+    again = client.post(f"/events/{dup.id}/merge", data={**form, "csrf_token": csrf_from(page.text)},
+                        follow_redirects=False)
+    assert again.status_code in (409, 422)
+    assert counts(db) == before
+
+
+def test_merge_form_without_a_main_event_is_refused(client, db, categories) -> None:
+    dup = report(db, who=None)
+    sign_in(client, "admin")
+    page = client.get(f"/events/{dup.id}")
+    response = client.post(f"/events/{dup.id}/merge", data={"csrf_token": csrf_from(page.text), "into_id": ""})
+    assert response.status_code == 422
+    assert status_of(db, dup.id) != "merged"

@@ -23,7 +23,7 @@ from citybrain.geo import service as geo_service
 from citybrain.org import service as org_service
 from citybrain.web.render import gettext_for, render
 
-from . import catalog, live, service, workflow
+from . import catalog, duplicates, live, service, workflow
 from .enums import OPEN_STATUSES, Channel, LocationState, Status, TimeUnit, Urgency
 from .models import Event, EventPhoto
 from .schemas import EventReportIn
@@ -217,8 +217,41 @@ def _detail(request: Request, db: Session, actor: Actor, event: Event, status_co
         "timeline": service.timeline(db, event_id=event.id),
         "assignments": service.assignments(db, event_id=event.id),
         "actions": available_actions(db, event, actor), "photos": photos, "photo_route": photo_route,
-        "units": list(TimeUnit), **extra,
+        "units": list(TimeUnit), "duplicates": _duplicate_candidates(db, event, actor), **extra,
     }, actor=actor, status_code=status_code)
+
+
+def _duplicate_candidates(db: Session, event: Event, actor: Actor) -> list[Event]:
+    """Nearby open reports of the same small class, offered to the command centre for merging."""
+    if not actor.can("events:command") or event.status not in OPEN_STATUSES or event.lon is None:
+        return []
+    return duplicates.suggest_duplicates(db, event=event)
+
+
+@router.post("/events/{event_id:int}/merge")
+async def event_merge(request: Request, db: DbSession, actor: Reader, event_id: int) -> Response:
+    """Merge this report into another (the main) event; the reporter follows the main event."""
+    raw = await request.form()
+    event = service.get_event(db, event_id=event_id)
+    service.check_can_read(db, event=event, actor=actor)
+    try:
+        into_id = int(str(raw.get("into_id") or ""))
+        expected = int(str(raw.get("expected_version") or ""))
+    except ValueError:
+        return _detail(request, db, actor, event, status_code=422,
+                       error=gettext_for(request)("Choose the main event to merge into."))
+    try:
+        with db.begin_nested():
+            duplicates.merge(db, event_id=event_id, into_id=into_id, actor=actor, expected_version=expected,
+                             note=str(raw.get("note") or ""))
+    except Conflict as exc:
+        db.refresh(event)
+        return render(request, "events/staff/conflict.html", {"event": event, "message": exc.message,
+                      "back": f"/events/{event_id}"}, actor=actor, status_code=409)
+    except Invalid as exc:
+        db.refresh(event)
+        return _detail(request, db, actor, event, status_code=422, error=explain(request, exc))
+    return RedirectResponse(f"/events/{into_id}", status_code=303)
 
 
 @router.get("/events/{event_id:int}")
