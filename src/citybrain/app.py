@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from citybrain import __version__
+from citybrain.cockpit.live import Aggregator
 from citybrain.config import Settings
 from citybrain.core.api import build_api_router
 from citybrain.core.auth import LoginRequired
@@ -45,11 +46,23 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     stop_events = events_flows.install(lambda: app.state.sessionmaker())
     # Time-limit supervision (督办) every minute, each round in its own session and transaction.
     stop_supervision = events_supervision.start(lambda: app.state.sessionmaker())
+    # The cockpit's one aggregation, shared by every screen (recomputes on event.changed).
+    app.state.cockpit = Aggregator(lambda: app.state.sessionmaker())
+    stop_cockpit = app.state.cockpit.start()
     try:
         yield
     finally:
+        await stop_cockpit()
         await stop_supervision()
         stop_events()
+
+
+def app_from_environment() -> FastAPI:
+    """Factory for uvicorn worker processes (``CITYBRAIN_WORKERS`` > 1): the parent passes
+    every setting down in ``CITYBRAIN_*`` environment variables (see ``cli._serve``)."""
+    from citybrain.config import load_settings
+
+    return create_app(load_settings())
 
 
 def create_app(settings: Settings, *, engine=None) -> FastAPI:  # noqa: ANN001

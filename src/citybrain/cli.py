@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import secrets
 import sys
 from datetime import date
@@ -85,7 +87,9 @@ def init(with_geography: bool) -> None:
     from citybrain.core.actor import system_actor
     from citybrain.demo.district import load_geography
     from citybrain.events import catalog
+    from citybrain.geo import places as geo_places
     from citybrain.geo import service as geo_service
+    from citybrain.indicators import service as indicators_service
     from citybrain.org import service as org_service
 
     settings = settings_or_exit()
@@ -96,7 +100,9 @@ def init(with_geography: bool) -> None:
         loaded = {}
         if with_geography and not geo_service.district_loaded(db):
             loaded = load_geography(db, actor=actor)
+        geo_places.load_places(db, actor=actor)
         catalog.sync_catalog(db, actor=actor)
+        indicators_service.sync_indicators(db, actor=actor)
         db.commit()
     click.echo(f"departments created: {created}; geography: {loaded or 'already loaded or skipped'}")
 
@@ -110,7 +116,15 @@ def _serve(settings: Settings) -> None:
         app = create_app(settings)
     except SettingError as exc:
         fail(str(exc))
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    if settings.workers == 1:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+        return
+    # Several processes: each worker builds its own app from the environment, so hand every
+    # setting down (the demo's generated secret and command-line overrides included).
+    for name, value in settings.model_dump().items():
+        os.environ[f"CITYBRAIN_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+    uvicorn.run("citybrain.app:app_from_environment", factory=True, host=settings.host, port=settings.port,
+                workers=settings.workers, log_level="warning")
 
 
 @main.command(help="Serve the platform (migrate first).")
@@ -176,7 +190,8 @@ def demo(host: str | None, port: int | None, seed: int, residents: int, enterpri
     click.echo("loading the Zhoucun demo district (the first run takes about 40 s; later runs start at once)…")
     with _session(settings) as db:
         summary = load_demo(db, seed=seed, actor=system_actor("demo"), today=date.today(),
-                            residents=residents, enterprises=enterprises, events=events)
+                            residents=residents, enterprises=enterprises, events=events,
+                            data_dir=settings.data_dir)
         db.commit()
         click.echo("demo accounts (username / password / role):")
         for acc in demo_accounts(seed):

@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     demo_mode: bool = Field(default=False, description="Set by `citybrain demo`; allows a generated secret.")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=32, description="uvicorn worker processes for `serve`.")
     default_language: Literal["zh_CN", "en"] = "zh_CN"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"

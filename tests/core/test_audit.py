@@ -182,3 +182,29 @@ def test_a_successful_service_write_records_exactly_one_entry(db, admin_actor):
     last = db.scalar(select(AuditLog).order_by(AuditLog.id.desc()).limit(1))
     assert (last.action, last.object_id, last.actor) == ("user.create", str(user.id), admin_actor.label)
     assert last.after["username"] == "auditee" and "password_hash" not in last.after
+
+
+def test_one_transaction_locks_the_head_once_and_keeps_the_chain(engine, admin_actor) -> None:
+    """An engine-bound session (as the server uses) reads and locks the head for its first
+    entry only; later entries, a rolled-back savepoint in between, and a lock first taken in a
+    savepoint that is rolled back all still give an unbroken chain."""
+    with Session(engine) as db:
+        try:
+            sp = db.begin_nested()
+            undone = audit.record(db, actor=admin_actor, action="test.undone", object_type="thing")
+            sp.rollback()  # the lock and the head read went with the savepoint
+            first = audit.record(db, actor=admin_actor, action="test.one", object_type="thing")
+            assert first.id == undone.id and first.prev_hash == undone.prev_hash
+            sp = db.begin_nested()
+            audit.record(db, actor=admin_actor, action="test.undone", object_type="thing")
+            sp.rollback()
+            second = audit.record(db, actor=admin_actor, action="test.two", object_type="thing")
+            third = audit.record(db, actor=admin_actor, action="test.three", object_type="thing")
+            db.flush()
+            assert (second.id, third.id) == (first.id + 1, first.id + 2)
+            assert (second.prev_hash, third.prev_hash) == (first.hash, second.hash)
+            head = db.get(AuditHead, 1, populate_existing=True)
+            assert (head.last_id, head.last_hash) == (third.id, third.hash)
+            assert audit.verify(db).ok
+        finally:
+            db.rollback()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from citybrain.cockpit import api as cockpit_api
 from citybrain.events import api as events_api
 from citybrain.geo import api as geo_api
+from citybrain.indicators import api as indicators_api
 from citybrain.org import api as org_api
 
 from . import audit_api
@@ -17,4 +19,6 @@ def build_api_router() -> APIRouter:
     api.include_router(geo_api.router, prefix="/geo", tags=["geo"])
     api.include_router(audit_api.router, prefix="/audit", tags=["audit"])
     api.include_router(events_api.router, prefix="/events", tags=["events"])
+    api.include_router(cockpit_api.router, prefix="/cockpit", tags=["cockpit"])
+    api.include_router(indicators_api.router, prefix="/indicators", tags=["indicators"])
     return api

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from . import clock
@@ -60,11 +61,18 @@ def record(
     before: Any = None,
     after: Any = None,
 ) -> AuditLog:
-    """Append one entry in the caller's transaction (it commits or rolls back with the change)."""
-    if db.get_bind().dialect.name == "postgresql":
-        # Serialise appenders so two transactions never chain onto the same previous row.
-        db.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
-    head = db.get(AuditHead, 1, with_for_update=True)
+    """Append one entry in the caller's transaction (it commits or rolls back with the change).
+
+    The first entry of a transaction locks the chain head (an advisory lock on PostgreSQL, then
+    ``SELECT … FOR UPDATE`` of ``audit_head``; on SQLite the flush takes the single writer lock)
+    and flushes. Later entries of the same transaction reuse the head row it holds: no other
+    appender can move the head until this transaction ends, so the lock and the read are not
+    repeated, and the entry is written with the caller's next flush (or the commit).
+    """
+    head = _held_head(db)
+    locked_now = head is None
+    if locked_now:
+        head = _lock_head(db)
     prev_id, prev_hash = (head.last_id, head.last_hash) if head else (0, GENESIS)
     entry = AuditLog(
         id=prev_id + 1,
@@ -81,11 +89,68 @@ def record(
     entry.hash = _digest(entry)
     db.add(entry)
     if head is None:
-        db.add(AuditHead(id=1, last_id=entry.id, last_hash=entry.hash))
+        head = AuditHead(id=1, last_id=entry.id, last_hash=entry.hash)
+        db.add(head)
     else:
         head.last_id, head.last_hash = entry.id, entry.hash
-    db.flush()
+    if locked_now:
+        db.flush()
+        if not isinstance(db.get_bind(), Connection):
+            db.info[_HELD_KEY] = (_innermost_transaction(db), head)
     return entry
+
+
+_HELD_KEY = "citybrain.audit.held_head"
+
+
+def _lock_head(db: Session) -> AuditHead | None:
+    if db.get_bind().dialect.name == "postgresql":
+        # Serialise appenders so two transactions never chain onto the same previous row.
+        db.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+    return db.get(AuditHead, 1, with_for_update=True)
+
+
+def lock_chain(db: Session) -> None:
+    """On PostgreSQL, take the chain's lock now rather than at the first ``record``.
+
+    A writer that will append anyway (every event report) can take it before its own
+    contended step: reports then queue here once, instead of computing the same next tracking
+    number, blocking on each other's uncommitted row and retrying. The lock is held to the end
+    of the transaction either way. On SQLite the first write takes the single writer lock, and
+    a read cannot reserve it, so this does nothing there."""
+    if db.get_bind().dialect.name != "postgresql" or _held_head(db) is not None:
+        return
+    head = _lock_head(db)
+    if head is not None and not isinstance(db.get_bind(), Connection):
+        db.info[_HELD_KEY] = (_innermost_transaction(db), head)
+
+
+def _innermost_transaction(db: Session) -> Any:
+    return db.get_nested_transaction() or db.get_transaction()
+
+
+def _held_head(db: Session) -> AuditHead | None:
+    """The head row this transaction has locked, while the (sub)transaction that took the lock
+    is still open and encloses the current one. A rolled-back or released savepoint, a commit or
+    a rollback ends it (PostgreSQL releases locks taken in a savepoint that is rolled back), and
+    the next entry locks again."""
+    held = db.info.get(_HELD_KEY)
+    if held is None:
+        return None
+    if isinstance(db.get_bind(), Connection):
+        # Bound to a caller's connection (tests, jobs joining an outer transaction): other
+        # sessions may append on the same connection, inside the same lock. Read the head.
+        db.info.pop(_HELD_KEY, None)
+        return None
+    locked_in, head = held
+    if locked_in.is_active and head in db:
+        current = _innermost_transaction(db)
+        while current is not None:
+            if current is locked_in:
+                return head
+            current = current.parent
+    db.info.pop(_HELD_KEY, None)
+    return None
 
 
 @dataclass(frozen=True)

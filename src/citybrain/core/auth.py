@@ -15,7 +15,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from .actor import Actor
-from .db import get_db
+from .db import DbSession
 from .errors import Forbidden, Unauthorized
 from .security import CookieSigner
 
@@ -96,7 +96,7 @@ def resolve_actor(request: Request, db: Session) -> Actor | None:
     return actor
 
 
-def _resolved_actor(request: Request, db: Annotated[Session, Depends(get_db)]) -> Actor | None:
+def _resolved_actor(request: Request, db: DbSession) -> Actor | None:
     # A plain function on purpose: FastAPI runs it in the thread pool, so the database lookup
     # never blocks the event loop (the async dependencies below only await the CSRF form read).
     return resolve_actor(request, db)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -74,9 +76,38 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def _sqlite_write_lock(db: Session, request: Request) -> threading.Lock | None:
+    """On SQLite, requests that may write take turns in this process before they begin.
+
+    SQLite has one writer at a time; a second writer otherwise waits in SQLite's busy handler,
+    which sleeps in steps of up to 100 ms and lets newcomers overtake it: under load a few
+    requests waited seconds (p99 in docs/performance.md). Queueing on a Python lock instead
+    wakes the next request as soon as the previous one commits. Reads (GET) do not queue: WAL
+    lets them run beside the writer. Other processes still meet the busy handler."""
+    if request.method in _SAFE_METHODS:
+        return None
+    bind = db.get_bind()
+    if bind.dialect.name != "sqlite":
+        return None
+    engine = bind.engine
+    with _WRITE_LOCKS_GUARD:
+        lock = _WRITE_LOCKS.get(engine)
+        if lock is None:
+            lock = _WRITE_LOCKS[engine] = threading.Lock()
+    return lock
+
+
 def get_db(request: Request) -> Iterator[Session]:
     """The request owns the transaction: commit on success, roll back on any error."""
     db: Session = request.app.state.sessionmaker()
+    lock = _sqlite_write_lock(db, request)
+    if lock is not None:
+        lock.acquire()
     try:
         # Check the connection out here, in the thread pool: async endpoints then never wait
         # for a pooled connection on the event loop, which would stall every other request.
@@ -88,6 +119,10 @@ def get_db(request: Request) -> Iterator[Session]:
         raise
     finally:
         db.close()
+        if lock is not None:
+            lock.release()
 
 
-DbSession = Annotated[Session, Depends(get_db)]
+# scope="function": commit (or fail) before the response is sent, so a redirect never races
+# the commit and a failed commit is never reported as success.
+DbSession = Annotated[Session, Depends(get_db, scope="function")]

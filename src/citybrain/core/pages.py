@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from citybrain.cockpit import pages as cockpit_pages
+from citybrain.events import pages_catalog as events_pages_catalog
 from citybrain.events import pages_evaluation as events_pages_evaluation
 from citybrain.events import pages_public as events_pages_public
 from citybrain.events import pages_staff as events_pages_staff
 from citybrain.geo import pages as geo_pages
+from citybrain.indicators import pages as indicators_pages
 from citybrain.org import pages as org_pages
 from citybrain.web import pages as web_pages
 
@@ -20,4 +23,7 @@ def build_page_router() -> APIRouter:
     pages.include_router(events_pages_public.router)
     pages.include_router(events_pages_evaluation.router)
     pages.include_router(events_pages_staff.router)
+    pages.include_router(cockpit_pages.router)
+    pages.include_router(events_pages_catalog.router)
+    pages.include_router(indicators_pages.router)
     return pages

@@ -31,13 +31,18 @@ PERMISSIONS: dict[str, str] = {
     "events:command": "Command centre: accept, register, dispatch, reassign, close, approve extensions",
     "events:verify": "Verify handled events in the field (pass or send back for rework)",
     "events:admin": "Edit the event catalog and dispatch rules",
+    "cockpit:read": "Watch the cockpit (big screen), its live stream, drill-downs and daily briefing",
+    "indicators:read": "Read the plan indicators, their history and evidence, and the annual evaluation report",
+    "indicators:report": "Report plan-indicator values with evidence (department staff: their department's)",
 }
 ALL_PERMISSIONS = frozenset(PERMISSIONS)
 
 ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     Role.ADMIN: ALL_PERMISSIONS,
-    Role.LEADER: frozenset({"org:read", "audit:read", "geo:read", "token:write", "people:read", "events:read"}),
-    Role.STAFF: frozenset({"org:read", "geo:read", "token:write", "events:report", "events:read", "events:handle"}),
+    Role.LEADER: frozenset({"org:read", "audit:read", "geo:read", "token:write", "people:read", "events:read",
+                           "cockpit:read", "indicators:read"}),
+    Role.STAFF: frozenset({"org:read", "geo:read", "token:write", "events:report", "events:read", "events:handle",
+                           "indicators:read", "indicators:report"}),
     # Grid workers read the events they reported or must verify (service layer narrows it).
     Role.GRID_WORKER: frozenset({"geo:read", "events:report", "events:verify", "events:read"}),
     Role.CITIZEN: frozenset({"events:report"}),

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from datetime import date, datetime
 from datetime import time as dtime
+from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -22,9 +23,11 @@ from citybrain.data import service as data_service
 from citybrain.events import catalog as events_catalog
 from citybrain.events.models import Event
 from citybrain.events.service import CHINA
+from citybrain.geo import places as geo_places
 from citybrain.geo import service as geo_service
 from citybrain.geo.grid import DEFAULT_CELL_SIZE_M, generate_grid, lattice_origin
 from citybrain.geo.partition import DISTRICT_CODE, load_boundary_wgs84, load_townships, partition_townships
+from citybrain.indicators import demo as indicators_demo
 from citybrain.org import service as org_service
 from citybrain.org.schemas import UserCreate
 
@@ -85,16 +88,19 @@ def load_geography(db: Session, *, actor: Actor) -> dict[str, int]:
 
 def load_demo(
     db: Session, *, seed: int, actor: Actor, today: date, residents: int = 5000, enterprises: int = 800,
-    events: int = 0,
+    events: int = 0, data_dir: Path | str | None = None,
 ) -> dict[str, object]:
     """Idempotent: each part is loaded only if it is not there yet.
 
     ``events``: how many historical events to generate (``events_history``) when the event
     table is empty; 0 (the default, used by the test fixtures) generates none.
+    ``data_dir``: where evidence files go; with it, synthetic plan-indicator reports are loaded
+    (once), without it only the indicator table.
     """
     summary: dict[str, object] = {"departments": org_service.load_shipped_departments(db, actor=actor)}
     if not geo_service.district_loaded(db):
         summary |= load_geography(db, actor=actor)
+    summary["places"] = geo_places.load_places(db, actor=actor)
     # The citizen report page and the event channels need the shipped classification catalog.
     summary["event_categories"] = events_catalog.sync_catalog(db, actor=actor)
     accounts = demo_accounts(seed)
@@ -106,6 +112,7 @@ def load_demo(
                 department=acc.department, display_name=acc.display_name), actor=actor)
             created.append(acc.username)
     summary["users"] = created
+    summary |= indicators_demo.load_demo_indicators(db, actor=actor, today=today, data_dir=data_dir)
     codes = [t["code9"] for t in load_townships()]
     if data_service.count_residents(db) == 0 and residents:
         people = generate_residents(seed, residents, township_codes=codes, today=today)

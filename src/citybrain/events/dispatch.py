@@ -50,7 +50,8 @@ def _township_name(db: Session, code: str | None) -> str:
     if not code:
         return "an unknown township"
     try:
-        return geo_service.get_division(db, code=code).name
+        # From the cached map index: loading the Division row would read its whole polygon.
+        return geo_service.division_name(db, code=code) or code
     except Exception:  # noqa: BLE001 - a missing division only makes the reason less readable
         return code
 

@@ -62,8 +62,11 @@ def queue_change(db: Session, *, event: Event, action: str) -> None:
         return
     departments: set[int] = set()
     if event.status in _WITH_ASSISTANTS:
-        departments.update(db.scalars(select(EventAssignment.department_id)
-                                      .where(EventAssignment.event_id == event.id)))
+        # Service functions flush their assignment changes; what may still be pending here is
+        # the action's audit entry, which this read does not need flushed first.
+        with db.no_autoflush:
+            departments.update(db.scalars(select(EventAssignment.department_id)
+                                          .where(EventAssignment.event_id == event.id)))
     if event.department_id is not None:
         departments.add(event.department_id)
     pending.append({"id": event.id, "tracking_no": event.tracking_no, "status": event.status,

@@ -18,7 +18,6 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
-from starlette.datastructures import UploadFile
 
 from citybrain.core.actor import Actor
 from citybrain.core.auth import check_csrf, page_require
@@ -35,7 +34,7 @@ from .schemas import MAX_DESCRIPTION, EventReportIn
 
 router = APIRouter(include_in_schema=False)
 
-MAX_PHOTOS = 3
+MAX_PHOTOS = photos.MAX_PHOTOS
 _FIELDS = ("category_code", "description", "lon", "lat", "address", "reporter_name", "reporter_phone",
            "reporter_email")
 
@@ -126,15 +125,7 @@ def district_geojson(db: DbSession) -> JSONResponse:
 
 async def _uploads(form: Any) -> list[tuple[str, bytes]]:
     """The chosen photos; a file input left empty arrives as a nameless, empty part."""
-    found = []
-    for item in form.getlist("photos"):
-        if not isinstance(item, UploadFile):
-            continue
-        data = await item.read(photos.MAX_PHOTO_BYTES + 1)
-        if not data and not item.filename:
-            continue
-        found.append((item.filename or "", data))
-    return found
+    return await photos.read_uploads(form)
 
 
 def _coordinate(text: str) -> float | None:

@@ -13,6 +13,7 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.routing import NoMatchFound
 
 from citybrain.core import clock
 from citybrain.core.actor import Actor
@@ -23,7 +24,7 @@ from citybrain.geo import service as geo_service
 from citybrain.org import service as org_service
 from citybrain.web.render import gettext_for, render
 
-from . import catalog, duplicates, live, service, workflow
+from . import catalog, duplicates, live, photos, service, workflow
 from .enums import OPEN_STATUSES, Channel, LocationState, Status, TimeUnit, Urgency
 from .models import Event, EventPhoto
 from .schemas import EventReportIn
@@ -69,6 +70,10 @@ CHANNEL_LABELS = {
 UNIT_LABELS = {"working_hours": N_("working hours"), "working_days": N_("working days"),
                "natural_hours": N_("natural hours")}
 ROLE_IN_EVENT = {"lead": N_("Lead"), "assist": N_("Assisting")}
+# Actions whose form takes photos, and the stage the photos are stored under.
+PHOTO_STAGE = {"handle": "handled", "verify_pass": "verified", "verify_fail": "verified"}
+PHOTO_STAGE_LABELS = {"report": N_("Photos from the report"), "handled": N_("Photos of the handling"),
+                      "verified": N_("Photos of the verification")}
 COMMAND_STATUSES = (Status.REPORTED, Status.ACCEPTED, Status.REGISTERED, Status.VERIFIED)
 WORK_STATUSES = (Status.DISPATCHED, Status.IN_PROGRESS)
 RUNNING = frozenset(OPEN_STATUSES - {Status.SUSPENDED})
@@ -209,14 +214,25 @@ def events_page(request: Request, db: DbSession, actor: Reader, page: int = 1, f
 def _detail(request: Request, db: Session, actor: Actor, event: Event, status_code: int = 200,
             **extra: Any) -> Response:
     left, late = remaining(request, event, clock.now())
-    photos = list(db.scalars(select(EventPhoto).where(EventPhoto.event_id == event.id).order_by(EventPhoto.id)))
-    photo_route = any(getattr(r, "path", "").startswith("/events/photos/") for r in request.app.routes)
+    found = list(db.scalars(select(EventPhoto).where(EventPhoto.event_id == event.id).order_by(EventPhoto.id)))
+    by_stage: dict[str, list[EventPhoto]] = {}
+    for photo in found:
+        by_stage.setdefault(photo.stage, []).append(photo)
+    photo_groups = [(stage, by_stage.pop(stage)) for stage in PHOTO_STAGE_LABELS if stage in by_stage]
+    photo_groups += sorted(by_stage.items())
+    try:  # the photo route lives in pages_public; nested routers are not listed in app.routes
+        request.app.url_path_for("event_photo", photo_id=0)
+        photo_route = True
+    except NoMatchFound:
+        photo_route = False
     extra.setdefault("form", {})
     return render(request, "events/staff/detail.html", {
         **lookups(db), "event": event, "remaining": left, "late": late,
         "timeline": service.timeline(db, event_id=event.id),
         "assignments": service.assignments(db, event_id=event.id),
-        "actions": available_actions(db, event, actor), "photos": photos, "photo_route": photo_route,
+        "actions": available_actions(db, event, actor), "photos": found, "photo_groups": photo_groups,
+        "photo_stage_labels": PHOTO_STAGE_LABELS, "photo_actions": PHOTO_STAGE, "photo_route": photo_route,
+        "max_photos": photos.MAX_PHOTOS, "max_photo_mb": photos.MAX_PHOTO_BYTES // (1024 * 1024),
         "units": list(TimeUnit), "duplicates": _duplicate_candidates(db, event, actor), **extra,
     }, actor=actor, status_code=status_code)
 
@@ -285,6 +301,25 @@ def action_data(form: dict[str, Any], codes: list[str]) -> dict[str, Any]:
     return data
 
 
+def photo_refusal(request: Request, uploads: list[tuple[str, bytes]]) -> str | None:
+    """Why these uploads cannot be attached (count, size, content), or None when all are photos."""
+    _ = gettext_for(request)
+    if len(uploads) > photos.MAX_PHOTOS:
+        return _("At most %(n)s photos can be attached.") % {"n": photos.MAX_PHOTOS}
+    for name, data in uploads:
+        try:
+            photos.check_photo(data)
+        except photos.PhotoRefused as exc:
+            if exc.reason == "too_large":
+                why = _("Each photo may be at most %(mb)s MB.") % {"mb": photos.MAX_PHOTO_BYTES // (1024 * 1024)}
+            elif exc.reason == "empty":
+                why = _("A photo file is empty.")
+            else:
+                why = _("Only photos (JPEG, PNG or WebP) can be attached.")
+            return _("%(file)s: %(reason)s") % {"file": photos.clean_filename(name), "reason": why}
+    return None
+
+
 @router.post("/events/{event_id:int}/actions/{action}")
 async def event_action(request: Request, db: DbSession, actor: Reader, event_id: int, action: str) -> Response:
     raw = await request.form()
@@ -297,10 +332,19 @@ async def event_action(request: Request, db: DbSession, actor: Reader, event_id:
         expected = int(form.get("expected_version") or "")
     except ValueError:
         expected = None
+    # Photos are checked before anything is written; files are written only once the action
+    # has been applied, inside its savepoint (a refused action leaves no photo row or file).
+    stage = PHOTO_STAGE.get(action)
+    uploads = await photos.read_uploads(raw) if stage else []
+    if (refusal := photo_refusal(request, uploads)) is not None:
+        return _detail(request, db, actor, event, status_code=422, error=refusal, failed_action=action, form=form)
     try:
         with db.begin_nested():
             service.transition(db, event_id=event_id, action=action, actor=actor, expected_version=expected,
                                note=str(form.get("note") or ""), **action_data(form, codes))
+            for name, content in uploads:
+                photos.save_photo(db, event_id=event_id, stage=stage or "", upload_bytes=content, filename=name,
+                                  data_dir=request.app.state.settings.data_dir)
     except Conflict as exc:
         db.refresh(event)
         return render(request, "events/staff/conflict.html", {"event": event, "message": exc.message,

@@ -12,9 +12,11 @@ import os
 import re
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.datastructures import UploadFile
 
 from citybrain.core import clock
 from citybrain.core.errors import Invalid, NotFound
@@ -22,6 +24,7 @@ from citybrain.core.errors import Invalid, NotFound
 from .models import EventPhoto
 
 MAX_PHOTO_BYTES = 5 * 1024 * 1024
+MAX_PHOTOS = 3  # per report and per handling / verification step
 STAGES = frozenset({"report", "handled", "verified"})
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\]+")
 
@@ -55,6 +58,21 @@ def check_photo(data: bytes) -> tuple[str, str]:
     if kind is None:
         raise PhotoRefused("only JPEG, PNG and WebP photos are accepted", reason="not_image")
     return kind
+
+
+async def read_uploads(form: Any, field: str = "photos") -> list[tuple[str, bytes]]:
+    """(filename, content) of the files chosen in a multipart form's ``field``; a file input left
+    empty arrives as a nameless, empty part and is skipped. Reads at most one byte past the
+    size limit, so an oversized upload is refused by ``check_photo`` without reading it all."""
+    found = []
+    for item in form.getlist(field):
+        if not isinstance(item, UploadFile):
+            continue
+        data = await item.read(MAX_PHOTO_BYTES + 1)
+        if not data and not item.filename:
+            continue
+        found.append((item.filename or "", data))
+    return found
 
 
 def clean_filename(name: str) -> str:

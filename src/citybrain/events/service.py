@@ -97,11 +97,27 @@ def apply_location(db: Session, *, event: Event, lon: float, lat: float, crs: st
     event.location_state = LocationState.LOCATED
 
 
-def match_address(db: Session, *, address: str) -> str | None:
-    """Township code named in a free-text address (丝绸路街道, 王村镇, 王村 …), if exactly one is."""
-    text = address.replace(" ", "")
+def match_address(db: Session, *, address: str, event: Event | None = None) -> str | None:
+    """Township code of a free-text address.
+
+    A known place named in it (周村古商城, 区政府 …, see ``geo.places``) gives the place's
+    township and, when ``event`` is passed, locates the event at the place. Otherwise the
+    township named in it (丝绸路街道, 王村镇, 王村 …), if exactly one is, as a hint only.
+    """
+    from citybrain.geo import places as geo_places  # imported here: keeps this edit to one function
+
+    text = "".join(address.split())
     if not text:
         return None
+    place = geo_places.match_place(db, text=text)
+    if place is not None:
+        if event is None:
+            return place.township_code
+        try:
+            apply_location(db, event=event, lon=place.lon, lat=place.lat)
+            return event.township_code
+        except Invalid:  # a place left outside a reloaded district: fall back to the hint
+            pass
     found = set()
     for div in geo_service.list_divisions(db):
         if div.level != "township":
@@ -117,7 +133,14 @@ def match_address(db: Session, *, address: str) -> str | None:
 
 def _next_tracking_no(db: Session, day: str) -> str:
     prefix = f"{TRACKING_PREFIX}{day}-"
-    last = db.scalar(select(func.max(Event.tracking_no)).where(Event.tracking_no.like(prefix + "%")))
+    # LIKE 'prefix%' alone cannot use the unique index on tracking_no (SQLite's LIKE is case-
+    # insensitive, PostgreSQL needs the C collation): it scanned every event, so intake slowed
+    # down as the table grew. The range [ZC<day>, ZC<next day>) is index-friendly and, having
+    # only letters and digits, sorts the same under C and linguistic collations; LIKE keeps it exact.
+    next_day = (datetime.strptime(day, "%Y%m%d") + timedelta(days=1)).strftime("%Y%m%d")
+    last = db.scalar(select(func.max(Event.tracking_no)).where(
+        Event.tracking_no >= f"{TRACKING_PREFIX}{day}", Event.tracking_no < f"{TRACKING_PREFIX}{next_day}",
+        Event.tracking_no.like(prefix + "%")))
     seq = int(last[len(prefix):]) + 1 if last else 1
     return f"{prefix}{seq:06d}"
 
@@ -160,15 +183,20 @@ def report(db: Session, *, data: EventReportIn, actor: Actor | None) -> Event:
             raise Invalid("give both lon and lat, or an address", field="location")
         apply_location(db, event=event, lon=data.lon, lat=data.lat, crs=data.crs)
     elif data.address:
-        event.township_code = match_address(db, address=data.address)  # a hint; the point is still missing
+        # A known place locates the event; a township name is only a hint (manual queue).
+        event.township_code = match_address(db, address=data.address, event=event)
     else:
         raise Invalid("a location is required: lon and lat, or an address", field="location")
     workflow.enter_stage(event, category, Stage.ACCEPT, now)
+    # The audit entry below locks the chain until commit anyway; on PostgreSQL take that lock
+    # first, so concurrent reports queue once instead of racing for the same tracking number.
+    audit.lock_chain(db)
     _insert_with_tracking_no(db, event, now)
     who = actor.label if actor is not None else "public"
     _log(db, event, actor=who, action="report", at=now, from_status=None, to_status=event.status,
          data={"channel": event.channel, "location_state": event.location_state})
-    db.flush()
+    # No flush of its own: the event row exists (it has its id); the timeline entry is written
+    # with the audit entry's flush, or with the next one.
     audit.record(db, actor=actor or system_actor("public"), action="event.report", object_type="event",
                  object_id=event.id, after={
                      "tracking_no": event.tracking_no, "channel": event.channel,
@@ -293,7 +321,8 @@ def transition(db: Session, *, event_id: int, action: str, actor: Actor, expecte
     return event
 
 
-def _apply(db: Session, event: Event, *, action: str, actor: Actor, note: str, data: dict[str, Any]) -> None:
+def _apply(db: Session, event: Event, *, action: str, actor: Actor, note: str, data: dict[str, Any],
+           choice: tuple[Any, str] | None = None) -> None:
     data = dict(data)
     reason = str(data.pop("reason", "") or "").strip() or note.strip()
     step = workflow.check(db, event=event, action=action, actor=actor, reason=reason, data=data)
@@ -301,7 +330,7 @@ def _apply(db: Session, event: Event, *, action: str, actor: Actor, note: str, d
     assert category is not None  # the foreign key guarantees it
     before = _snapshot(event)
     ctx = workflow.Context(db=db, event=event, category=category, actor=actor, now=clock.now(),
-                           reason=reason, data=data)
+                           reason=reason, data=data, choice=choice)
     from_status, to_status = workflow.apply(ctx, step)
     _log(db, event, actor=actor.label, action=action, at=ctx.now, from_status=from_status,
          to_status=to_status, note=note.strip() or (reason if "reason" in step.needs else ""),
@@ -326,10 +355,14 @@ def _auto_dispatch(db: Session, event: Event) -> None:
     from . import dispatch
 
     try:
-        dispatch.choose_department(db, event=event)
+        # Rules and departments are not among the pending changes (the register above has been
+        # flushed; only its audit entry waits): reading them need not flush first.
+        with db.no_autoflush:
+            choice = dispatch.choose_department(db, event=event)
     except Invalid as exc:  # no department: the command centre dispatches by hand
         _log(db, event, actor=auto.label, action="note", at=clock.now(), from_status=event.status,
              to_status=event.status, note=f"automatic dispatch not possible: {exc.message}")
         db.flush()
         return
-    _apply(db, event, action="dispatch", actor=auto, note="", data={})
+    # The department just chosen is the one the dispatch applies: no second rule lookup.
+    _apply(db, event, action="dispatch", actor=auto, note="", data={}, choice=choice)

@@ -113,6 +113,8 @@ class Context:
     reason: str
     data: dict[str, Any]
     log_data: dict[str, Any] = field(default_factory=dict)
+    # (department, reason) already chosen by the rules for this event (automatic dispatch).
+    choice: tuple[Any, str] | None = None
 
 
 # --- checks (before any change) -------------------------------------------------------------
@@ -268,7 +270,11 @@ def _set_lead(ctx: Context, department: Any, reason: str) -> None:
     event = ctx.event
     event.department_id = department.id
     event.dispatch_reason = reason[:300]
-    ctx.db.execute(delete(EventAssignment).where(EventAssignment.event_id == event.id))
+    # No autoflush: the event's pending changes would otherwise be written (and its version
+    # bumped) once here and once more by the caller's flush. The DELETE only concerns flushed
+    # assignment rows; the caller flushes after every action.
+    with ctx.db.no_autoflush:
+        ctx.db.execute(delete(EventAssignment).where(EventAssignment.event_id == event.id))
     ctx.db.add(EventAssignment(event_id=event.id, department_id=department.id, role="lead",
                                assigned_at=ctx.now))
     ctx.log_data |= {"department": department.code, "department_name": department.name,
@@ -280,6 +286,8 @@ def _dispatch(ctx: Context) -> None:
     if code:
         dept = _active_department(ctx.db, code)
         why = f"manual: → {dept.name}" + (f" ({ctx.reason})" if ctx.reason else "")
+    elif ctx.choice is not None:
+        dept, why = ctx.choice
     else:
         from . import dispatch
 

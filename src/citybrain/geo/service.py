@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +14,7 @@ from typing import Any
 import shapely
 from shapely.geometry import mapping, shape
 from sqlalchemy import delete, func, insert, select
+from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
 from citybrain.core import audit, clock
@@ -108,7 +111,7 @@ def load_district(
     counts = {"townships": len(townships), "grid_cells": len(cells)}
     audit.record(db, actor=actor, action="geo.load_district", object_type="division", object_id=code,
                  after={"name": name, **counts, "cell_size_m": cell_size_m, "source": boundary_source})
-    _INDEX_CACHE.clear()
+    _forget_index_on_rollback(db)
     return counts
 
 
@@ -120,7 +123,7 @@ def unload_district(db: Session, *, actor: Actor) -> None:
     db.execute(delete(Division).where(Division.level == "township"))
     db.execute(delete(Division))
     audit.record(db, actor=actor, action="geo.unload_district", object_type="division")
-    _INDEX_CACHE.clear()
+    _forget_index_on_rollback(db)
 
 
 # --- reading -----------------------------------------------------------------------------
@@ -205,22 +208,63 @@ class _Index:
     district_geom: shapely.Geometry
     townships: list[tuple[Division, shapely.Geometry]]
     lattice: GridLattice | None
+    # (row, col) → [(cell code, township code)] of every unit-grid piece: no query per locate.
+    cells: dict[tuple[int, int], list[tuple[str, str]]]
 
 
-_INDEX_CACHE: dict[tuple[str, int], _Index] = {}
+@dataclass
+class _Cached:
+    index: _Index
+    engine: weakref.ReferenceType[Any]
+    stamp: tuple[Any, ...]
+    checked_at: float
+
+
+# How often a cached index is checked against the database. Loading or unloading in this
+# process clears the cache at once (and again if that transaction rolls back); a district
+# reloaded by another process (a loader run beside a running server) is noticed within this
+# many seconds. Before, every locate() ran a COUNT on division to validate the cache (and a
+# reload with the same number of divisions went unnoticed); now the check is count + newest
+# created_at, at most once per interval per database.
+_INDEX_CHECK_S = 2.0
+_INDEX_CACHE: dict[str, _Cached] = {}
 _INDEX_LOCK = threading.Lock()
 
 
+def _stamp(db: Session) -> tuple[Any, ...]:
+    count, newest = db.execute(select(func.count(), func.max(Division.created_at)).select_from(Division)).one()
+    return (count or 0, str(newest))
+
+
+def _forget_index(*_args: Any) -> None:
+    with _INDEX_LOCK:
+        _INDEX_CACHE.clear()
+
+
+def _forget_index_on_rollback(db: Session) -> None:
+    """Drop cached indexes now, and again if this session's transaction is rolled back: a load
+    or unload that is undone must not leave its index behind."""
+    _forget_index()
+    if not sa_event.contains(db, "after_soft_rollback", _forget_index):
+        sa_event.listen(db, "after_soft_rollback", _forget_index)
+
+
 def _index(db: Session) -> _Index:
-    """Prepared polygons, cached per database and reloaded when the divisions change."""
+    """Prepared polygons and the grid lattice, cached per database (see ``_INDEX_CHECK_S``)."""
     bind = db.get_bind()
     # A session may be bound to an Engine or to a Connection (tests, jobs sharing a transaction).
-    url = bind.engine.url if hasattr(bind, "engine") else bind.url
-    key = (str(url), db.scalar(select(func.count()).select_from(Division)) or 0)
+    engine = bind.engine
+    key = str(engine.url)
+    now = time.monotonic()
     with _INDEX_LOCK:
         cached = _INDEX_CACHE.get(key)
-    if cached is not None:
-        return cached
+    if cached is not None and cached.engine() is engine:
+        if now - cached.checked_at < _INDEX_CHECK_S:
+            return cached.index
+        if _stamp(db) == cached.stamp:
+            cached.checked_at = now
+            return cached.index
+    stamp = _stamp(db)
     divisions = list_divisions(db)
     district = next((d for d in divisions if d.level == "district"), None)
     if district is None:
@@ -233,11 +277,23 @@ def _index(db: Session) -> _Index:
     lattice = db.get(GridLattice, district.code)
     if lattice is not None:
         db.expunge(lattice)
+    cells: dict[tuple[int, int], list[tuple[str, str]]] = {}
+    for code, division_code, row, col in db.execute(
+            select(GridCell.code, GridCell.division_code, GridCell.row, GridCell.col)):
+        cells.setdefault((row, col), []).append((code, division_code))
     built = _Index(district, geoms[district.code],
-                   [(d, geoms[d.code]) for d in divisions if d.level == "township"], lattice)
+                   [(d, geoms[d.code]) for d in divisions if d.level == "township"], lattice, cells)
     with _INDEX_LOCK:
-        _INDEX_CACHE[key] = built
+        _INDEX_CACHE[key] = _Cached(built, weakref.ref(engine), stamp, now)
     return built
+
+
+def division_name(db: Session, *, code: str) -> str | None:
+    """Name of the district or a township, from the cached index (no query, no geometry)."""
+    idx = _index(db)
+    if code == idx.district.code:
+        return idx.district.name
+    return next((d.name for d, _g in idx.townships if d.code == code), None)
 
 
 def locate(db: Session, *, lon: float, lat: float, crs: str = "wgs84") -> dict[str, Any]:
@@ -275,11 +331,12 @@ def _grid_code(db: Session, idx: _Index, point: shapely.Point, township_code: st
     x, y = lonlat_to_utm(point.x, point.y)
     row = math.floor((lat_.origin_y - y) / lat_.cell_size_m)
     col = math.floor((x - lat_.origin_x) / lat_.cell_size_m)
-    pieces = list(db.scalars(select(GridCell).where(GridCell.row == row, GridCell.col == col)))
-    if not pieces:
+    found = idx.cells.get((row, col))
+    if not found:
         return None
-    for piece in pieces:
-        if piece.division_code == township_code:
-            return piece.code
+    for code, division_code in found:
+        if division_code == township_code:
+            return code
+    pieces = list(db.scalars(select(GridCell).where(GridCell.row == row, GridCell.col == col)))
     # The township test and the clipped cell disagree only on a shared edge: nearest piece wins.
     return min(pieces, key=lambda p: shape(json.loads(p.geometry)).distance(point)).code

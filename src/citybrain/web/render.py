@@ -32,9 +32,12 @@ NAV: list[NavItem] = [
     NavItem("/inbox", "Inbox", "events:handle"),
     NavItem("/tasks", "Verification tasks", "events:verify"),
     NavItem("/evaluation", "Evaluation", "events:read"),
+    NavItem("/cockpit", "Cockpit", "cockpit:read"),
+    NavItem("/indicators", "Plan indicators", "indicators:read"),
     NavItem("/events/new", "New report", "events:report", staff_only=True),
     NavItem("/admin/departments", "Departments", "org:read"),
     NavItem("/admin/users", "Users", "org:read"),
+    NavItem("/admin/categories", "Event catalog", "events:admin"),
     NavItem("/admin/audit", "Audit log", "audit:read"),
     NavItem("/account/tokens", "API tokens", "token:write"),
 ]
