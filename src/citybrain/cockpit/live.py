@@ -180,8 +180,22 @@ class Aggregator:
                 self.unsubscribe(sub)
 
 
+_last_encoded: tuple[dict[str, Any] | None, str] = (None, "")
+
+
 def sse_snapshot(snap: dict[str, Any]) -> str:
-    return f"event: snapshot\ndata: {json.dumps(snap, ensure_ascii=False, separators=(',', ':'))}\n\n"
+    """The SSE message for a snapshot, encoded once however many screens receive it.
+
+    Every subscriber is offered the same snapshot object, so the last encoding is reused when
+    the object is the same (``is``, not equality: cheap, and never stale).
+    """
+    global _last_encoded
+    cached, text = _last_encoded
+    if cached is snap:
+        return text
+    text = f"event: snapshot\ndata: {json.dumps(snap, ensure_ascii=False, separators=(',', ':'))}\n\n"
+    _last_encoded = (snap, text)
+    return text
 
 
 async def stream(aggregator: Aggregator, sub: Subscriber, first: dict[str, Any], *,
