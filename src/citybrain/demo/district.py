@@ -60,6 +60,7 @@ def demo_accounts(seed: int) -> list[DemoAccount]:
         ("leader", Role.LEADER, None, "区领导（演示）"),
         ("cityadmin", Role.STAFF, "cityadmin", "综合执法局工作人员"),
         ("ecology", Role.STAFF, "ecology", "生态环境分局工作人员"),
+        ("silulu", Role.STAFF, "ts-silulu", "丝绸路街道办事处工作人员"),
         ("gridworker", Role.GRID_WORKER, "ts-silulu", "丝绸路街道网格员"),
         ("citizen", Role.CITIZEN, None, "市民（演示）"),
     ]
