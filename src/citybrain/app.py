@@ -21,6 +21,7 @@ from citybrain.core.api import build_api_router
 from citybrain.core.auth import LoginRequired
 from citybrain.core.db import make_engine, make_sessionmaker
 from citybrain.core.errors import DomainError
+from citybrain.core.limits import BodySizeLimit, RateLimiter
 from citybrain.core.logging import setup_logging
 from citybrain.core.observability import AccessLogMiddleware, Metrics
 from citybrain.core.observability import router as ops_router
@@ -80,6 +81,8 @@ def create_app(settings: Settings, *, engine=None) -> FastAPI:  # noqa: ANN001
     app.state.jinja = make_environment()
     app.state.metrics = Metrics()
     app.add_middleware(AccessLogMiddleware)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_mb * 1024 * 1024)
+    app.state.public_report_limiter = RateLimiter(settings.public_reports_per_hour, 3600)
 
     static_dir = Path(str(resources.files("citybrain.web").joinpath("static")))
     app.mount("/static", StaticFiles(directory=static_dir, check_dir=True), name="static")

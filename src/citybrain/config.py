@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     login_lockout_s: int = Field(default=60, ge=1, le=86400)
     token_default_days: int = Field(default=30, ge=1, le=3650)
     base_tile_url: str = Field(default="", description="Optional base-map tile URL; off by default.")
+    max_body_mb: int = Field(default=25, ge=1, le=1024, description="Largest request body accepted, in MB.")
+    public_reports_per_hour: int = Field(
+        default=20, ge=1, le=100_000, description="Anonymous citizen reports allowed per client address per hour."
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -189,6 +189,13 @@ async def report_submit(request: Request, db: DbSession) -> Response:
     except Forbidden:
         return _report_page(request, db, errors={"form": gettext("The form expired; please try again.")},
                             status_code=403)
+    address = request.client.host if request.client else "unknown"
+    if wait := request.app.state.public_report_limiter.retry_after(address):
+        response = _report_page(request, db, status_code=429, errors={
+            "form": gettext("Too many reports from this address; please try again in %(m)s minutes.",
+                            m=max(wait // 60, 1))})
+        response.headers["Retry-After"] = str(wait)
+        return response
     form = await request.form()
     values = {name: str(form.get(name) or "").strip() for name in _FIELDS}
     errors: dict[str, str] = {}
