@@ -8,9 +8,7 @@ the data directory so the directory can move.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ from starlette.datastructures import UploadFile
 
 from citybrain.core import clock
 from citybrain.core.errors import Invalid, NotFound
+from citybrain.core.files import write_once
 
 from .models import EventPhoto
 
@@ -80,22 +79,6 @@ def clean_filename(name: str) -> str:
     return base[:200] or "photo"
 
 
-def _write_once(target: Path, data: bytes) -> None:
-    """Same content, same name: an existing file is already right. Written atomically so a
-    reader never sees half a photo."""
-    if target.is_file():
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_photo(db: Session, *, event_id: int, stage: str, upload_bytes: bytes, filename: str,
                data_dir: Path | str) -> EventPhoto:
     """Check, store and record one photo of an event."""
@@ -105,7 +88,7 @@ def save_photo(db: Session, *, event_id: int, stage: str, upload_bytes: bytes, f
     digest = hashlib.sha256(upload_bytes).hexdigest()
     now = clock.now()
     relative = Path("photos", f"{now:%Y}", f"{now:%m}", f"{digest}.{ext}")
-    _write_once(Path(data_dir) / relative, upload_bytes)
+    write_once(Path(data_dir) / relative, upload_bytes)
     photo = EventPhoto(event_id=event_id, stage=stage, filename=clean_filename(filename),
                        content_type=content_type, size=len(upload_bytes), sha256=digest,
                        path=relative.as_posix(), created_at=now)

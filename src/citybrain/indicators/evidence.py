@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import re
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from datetime import datetime
@@ -89,21 +87,6 @@ def clean_filename(name: str, ext: str) -> str:
 def relative_path(data: bytes, kind: EvidenceKind, now: datetime) -> Path:
     digest = hashlib.sha256(data).hexdigest()
     return Path("evidence", f"{now:%Y}", f"{now:%m}", f"{digest}.{kind.ext}")
-
-
-def write_once(target: Path, data: bytes) -> None:
-    """Atomic, and skipped when the same content is already there."""
-    if target.is_file():
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def stored_file(relative: str, *, data_dir: Path | str) -> Path:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from citybrain.core import audit, clock
 from citybrain.core.actor import Actor
 from citybrain.core.errors import Forbidden, Invalid, NotFound
+from citybrain.core.files import write_once
 from citybrain.org import service as org_service
 
 from . import computed, evidence, progress
@@ -231,7 +232,7 @@ def submit_report(db: Session, *, code: str, value: float, as_of: date, note: st
     assert evidence_bytes is not None
     now = clock.now()
     relative = evidence.relative_path(evidence_bytes, kind, now)
-    evidence.write_once(Path(data_dir) / relative, evidence_bytes)
+    write_once(Path(data_dir) / relative, evidence_bytes)
     report = IndicatorReport(
         indicator_code=code, value=value, as_of=as_of, note=note,
         department_id=actor.department_id if actor.role != "admin" else _department_id(db, indicator),
