@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from citybrain.iot.payload import validate_telemetry
 from citybrain.iot.thingmodel import (
     EventLevel,
     PayloadError,
     PropertyType,
     load_products,
-    validate_telemetry,
 )
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
