@@ -60,6 +60,19 @@ class Settings(BaseSettings):
     public_reports_per_hour: int = Field(
         default=20, ge=1, le=100_000, description="Anonymous citizen reports allowed per client address per hour."
     )
+    mqtt_url: str = Field(
+        default="",
+        description="External MQTT broker (mqtt://user:pass@host:1883); empty runs the embedded broker.",
+    )
+    mqtt_port: int = Field(default=18830, ge=1, le=65535, description="Port of the embedded MQTT broker.")
+    mqtt_host: str = Field(default="127.0.0.1", description="Address the embedded MQTT broker listens on.")
+    mqtt_share_group: str = Field(
+        default="citybrain", pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="Shared-subscription group ($share/<group>/...) of ingestion workers on an external broker.",
+    )
+    ingest_enabled: bool = Field(default=True, description="Run MQTT ingestion inside `serve` (one worker).")
+    iot_max_payload_kb: int = Field(default=256, ge=1, le=10_240, description="Largest MQTT/HTTP device message.")
+    iot_max_future_s: int = Field(default=300, ge=0, le=86400, description="How far ahead a reading's ts may be.")
 
     @classmethod
     def settings_customise_sources(
@@ -81,6 +94,13 @@ class Settings(BaseSettings):
     def _check_url(cls, value: str) -> str:
         if value and not value.startswith(("sqlite://", "sqlite+pysqlite://", "postgresql")):
             raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+        return value
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _check_mqtt_url(cls, value: str) -> str:
+        if value and not value.startswith(("mqtt://", "mqtts://", "tcp://")):
+            raise ValueError("must be an mqtt://[user:password@]host[:port] URL")
         return value
 
     @field_validator("secret_key")

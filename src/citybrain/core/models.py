@@ -36,3 +36,21 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     last_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
     last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class OutboxMessage(Base):
+    """A bus message written in the same transaction as the change it announces.
+
+    ``core.outbox`` relays undelivered rows to the bus and marks them delivered, so a process
+    that dies between the commit and the publish delivers on restart (listeners are idempotent).
+    """
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    created_at: Mapped[datetime]
+    topic: Mapped[str] = mapped_column(String(80))
+    payload: Mapped[Any] = mapped_column(JSON)
+    delivered_at: Mapped[datetime | None] = mapped_column(index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(500))

@@ -34,15 +34,19 @@ PERMISSIONS: dict[str, str] = {
     "cockpit:read": "Watch the cockpit (big screen), its live stream, drill-downs and daily briefing",
     "indicators:read": "Read the plan indicators, their history and evidence, and the annual evaluation report",
     "indicators:report": "Report plan-indicator values with evidence (department staff: their department's)",
+    "iot:read": "Read devices, their live state and history, alarms and the NGSI-LD context API",
+    "iot:manage": "Register devices and manage their credentials (department staff: their department's)",
+    "iot:alarm": "Acknowledge and clear IoT alarms, read the dead-letter store",
+    "iot:admin": "Edit products (thing models) and alarm rules; write through the NGSI-LD API",
 }
 ALL_PERMISSIONS = frozenset(PERMISSIONS)
 
 ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     Role.ADMIN: ALL_PERMISSIONS,
     Role.LEADER: frozenset({"org:read", "audit:read", "geo:read", "token:write", "people:read", "events:read",
-                           "cockpit:read", "indicators:read"}),
+                           "cockpit:read", "indicators:read", "iot:read"}),
     Role.STAFF: frozenset({"org:read", "geo:read", "token:write", "events:report", "events:read", "events:handle",
-                           "indicators:read", "indicators:report"}),
+                           "indicators:read", "indicators:report", "iot:read", "iot:manage", "iot:alarm"}),
     # Grid workers read the events they reported or must verify (service layer narrows it).
     Role.GRID_WORKER: frozenset({"geo:read", "events:report", "events:verify", "events:read"}),
     Role.CITIZEN: frozenset({"events:report"}),

@@ -8,6 +8,7 @@ from citybrain.events import models as events_models  # noqa: F401
 from citybrain.geo import models as geo_models  # noqa: F401
 from citybrain.geo import places as geo_places  # noqa: F401
 from citybrain.indicators import models as indicators_models  # noqa: F401
+from citybrain.iot import models as iot_models  # noqa: F401
 from citybrain.org import models as org_models  # noqa: F401
 
 from .db import Base
