@@ -30,6 +30,7 @@ from citybrain.core.security import CookieSigner
 from citybrain.events import flows as events_flows
 from citybrain.events import open311
 from citybrain.events import supervision as events_supervision
+from citybrain.iot import ngsi_api
 from citybrain.web.pages import login_redirect
 from citybrain.web.render import gettext_for, make_environment, render
 
@@ -89,6 +90,7 @@ def create_app(settings: Settings, *, engine=None) -> FastAPI:  # noqa: ANN001
     app.include_router(ops_router)
     app.include_router(build_api_router())
     app.include_router(open311.router, prefix="/open311/v2", tags=["open311"])
+    app.include_router(ngsi_api.router, prefix="/ngsi-ld/v1", tags=["ngsi-ld"])
     app.include_router(build_page_router())
 
     @app.get("/docs", include_in_schema=False)

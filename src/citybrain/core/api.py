@@ -8,6 +8,8 @@ from citybrain.cockpit import api as cockpit_api
 from citybrain.events import api as events_api
 from citybrain.geo import api as geo_api
 from citybrain.indicators import api as indicators_api
+from citybrain.iot import api as iot_api
+from citybrain.iot import ingest_api as iot_ingest_api
 from citybrain.org import api as org_api
 
 from . import audit_api
@@ -21,4 +23,6 @@ def build_api_router() -> APIRouter:
     api.include_router(events_api.router, prefix="/events", tags=["events"])
     api.include_router(cockpit_api.router, prefix="/cockpit", tags=["cockpit"])
     api.include_router(indicators_api.router, prefix="/indicators", tags=["indicators"])
+    api.include_router(iot_api.router, prefix="/iot", tags=["iot"])
+    api.include_router(iot_ingest_api.router, prefix="/iot", tags=["iot ingestion"])
     return api
