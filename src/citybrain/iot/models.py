@@ -165,3 +165,17 @@ class AlarmRecord(Base):
     cleared_by: Mapped[str | None] = mapped_column(String(120))
     lon: Mapped[float | None] = mapped_column(Float)
     lat: Mapped[float | None] = mapped_column(Float)
+
+
+class DeviceEvent(Base):
+    """An event a device reported on ``.../event`` (a smoke alarm, a lamp fault …)."""
+
+    __tablename__ = "iot_device_event"
+    __table_args__ = (Index("ix_iot_device_event_device_ts", "device_id", "ts"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("iot_device.id", ondelete="CASCADE"))
+    ts: Mapped[int] = mapped_column(BigInteger)
+    event: Mapped[str] = mapped_column(String(64))
+    level: Mapped[str] = mapped_column(String(16))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)

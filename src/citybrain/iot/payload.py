@@ -60,7 +60,7 @@ def validate_telemetry(
         values[key] = prop.check(value)
     if doc.get("ts") is None:
         return Telemetry(values=values, ts=now.astimezone(UTC), ts_reported=False)
-    ts = _timestamp(doc["ts"])
+    ts = parse_timestamp(doc["ts"])
     if ts > now + max_future:
         raise PayloadError(
             "future_timestamp", f"ts {ts.isoformat()} is more than {max_future} ahead of {now.isoformat()}"
@@ -95,7 +95,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _timestamp(raw: Any) -> datetime:
+def parse_timestamp(raw: Any) -> datetime:
     if isinstance(raw, str):
         try:
             ts = datetime.fromisoformat(raw)

@@ -173,9 +173,22 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['device_id'], ['iot_device.id'], name=op.f('fk_iot_device_state_device_id_iot_device'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('device_id', name=op.f('pk_iot_device_state'))
     )
+    op.create_table('iot_device_event',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('device_id', sa.Integer(), nullable=False),
+    sa.Column('ts', sa.BigInteger(), nullable=False),
+    sa.Column('event', sa.String(length=64), nullable=False),
+    sa.Column('level', sa.String(length=16), nullable=False),
+    sa.Column('params', sa.JSON(), nullable=False),
+    sa.ForeignKeyConstraint(['device_id'], ['iot_device.id'], name=op.f('fk_iot_device_event_device_id_iot_device'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_iot_device_event'))
+    )
+    op.create_index('ix_iot_device_event_device_ts', 'iot_device_event', ['device_id', 'ts'], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index('ix_iot_device_event_device_ts', table_name='iot_device_event')
+    op.drop_table('iot_device_event')
     op.drop_table('iot_device_state')
     with op.batch_alter_table('iot_rule', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_iot_rule_product'))
