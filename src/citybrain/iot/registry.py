@@ -192,12 +192,18 @@ def register(db: Session, data: DeviceIn, *, actor: Actor) -> tuple[Device, str]
     actor.check_department(values["department_id"])
     if db.scalar(select(Device.id).where(Device.key == data.key)) is not None:
         raise Conflict(f"device key {data.key!r} is already registered")
+    device, secret = create_checked(db, values, actor=actor)
+    db.flush()
+    return device, secret
+
+
+def create_checked(db: Session, values: dict[str, Any], *, actor: Actor) -> tuple[Device, str]:
+    """Add a device from values ``check_device_in`` accepted (bulk import: flushed by the caller)."""
     secret, salt, digest = new_secret()
     now = clock.now()
     device = Device(**values, state="active", secret_salt=salt, secret_hash=digest, secret_rotated_at=now,
                     created_at=now, updated_at=now)
     db.add(device)
-    db.flush()
     audit.record(db, actor=actor, action="iot.device_registered", object_type="iot_device", object_id=device.key,
                  after={k: v for k, v in values.items() if k != "install_date"}
                  | {"install_date": str(values["install_date"] or "")})
@@ -248,6 +254,48 @@ def set_state(db: Session, *, key: str, state: str, actor: Actor) -> Device:
     db.flush()
     audit.record(db, actor=actor, action="iot.device_state", object_type="iot_device", object_id=key,
                  before={"state": before}, after={"state": state})
+    return device
+
+
+def update_device(db: Session, *, key: str, changes: dict[str, Any], actor: Actor) -> Device:
+    """Change a device's ``name``, ``address`` or ``location`` (``(lon, lat, crs)``, or None to
+    clear it; township and grid are recomputed). Unknown keys are refused."""
+    unknown = sorted(set(changes) - {"name", "address", "location"})
+    if unknown:
+        raise Invalid(f"cannot change {', '.join(unknown)}")
+    device = get_device(db, key)
+    actor.check_department(device.department_id)
+    if device.state == "retired":
+        raise Conflict(f"device {key!r} is retired")
+    before = {"name": device.name, "address": device.address, "lon": device.lon, "lat": device.lat,
+              "township_code": device.township_code}
+    if "name" in changes:
+        name = (changes["name"] or "").strip()
+        if not name or len(name) > 120:
+            raise Invalid("device name must be 1-120 characters")
+        device.name = name
+    if "address" in changes:
+        address = (changes["address"] or "").strip()
+        if len(address) > 200:
+            raise Invalid("address must be at most 200 characters")
+        device.address = address
+    if "location" in changes:
+        location = changes["location"]
+        if location is None:
+            device.lon = device.lat = device.township_code = device.grid_code = None
+        else:
+            lon, lat, crs = location
+            where = geo_service.locate(db, lon=lon, lat=lat, crs=crs)  # Invalid / OutsideDistrict
+            device.lon, device.lat = where["wgs84"]
+            device.township_code, device.grid_code = where["township_code"], where["grid_code"]
+    after = {"name": device.name, "address": device.address, "lon": device.lon, "lat": device.lat,
+             "township_code": device.township_code}
+    if after == before:
+        return device
+    device.updated_at = clock.now()
+    db.flush()
+    audit.record(db, actor=actor, action="iot.device_updated", object_type="iot_device", object_id=key,
+                 before=before, after=after)
     return device
 
 
