@@ -119,8 +119,10 @@ def db(connection: Connection) -> Iterator[Session]:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
+    # No MQTT side in app tests (broker, ingestion worker, relay thread): tests that need it
+    # start it themselves on a free port.
     return Settings(data_dir=tmp_path, secret_key=secrets.token_urlsafe(40), log_format="text",
-                    log_level="WARNING")
+                    log_level="WARNING", ingest_enabled=False)
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ from citybrain.events import flows as events_flows
 from citybrain.events import open311
 from citybrain.events import supervision as events_supervision
 from citybrain.iot import ngsi_api
+from citybrain.iot.runtime import IngestCollector, IotRuntime
 from citybrain.web.pages import login_redirect
 from citybrain.web.render import gettext_for, make_environment, render
 
@@ -51,9 +52,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # The cockpit's one aggregation, shared by every screen (recomputes on event.changed).
     app.state.cockpit = Aggregator(lambda: app.state.sessionmaker())
     stop_cockpit = app.state.cockpit.start()
+    # The IoT hub: embedded MQTT broker, ingestion worker, outbox relay, rollups (if enabled).
+    app.state.iot.start()
     try:
         yield
     finally:
+        app.state.iot.stop()
         await stop_cockpit()
         await stop_supervision()
         stop_events()
@@ -84,6 +88,8 @@ def create_app(settings: Settings, *, engine=None) -> FastAPI:  # noqa: ANN001
     app.add_middleware(AccessLogMiddleware)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_mb * 1024 * 1024)
     app.state.public_report_limiter = RateLimiter(settings.public_reports_per_hour, 3600)
+    app.state.iot = IotRuntime(settings, lambda: app.state.sessionmaker())
+    app.state.metrics.registry.register(IngestCollector(app.state.iot))
 
     static_dir = Path(str(resources.files("citybrain.web").joinpath("static")))
     app.mount("/static", StaticFiles(directory=static_dir, check_dir=True), name="static")

@@ -141,6 +141,19 @@ class Ingestor:
         with self._lock:
             return self._process(messages)
 
+    def refuse(self, message: Message, code: str, reason: str, device_key: str | None = None) -> None:
+        """Record a message the transport refused before routing (e.g. bad HTTP credentials)."""
+        refusal = Refusal(code, reason, device_key)
+        db = self._sf()
+        try:
+            db.execute(insert(DeadLetter), [self._dead_letter(message, refusal, clock.now())])
+            db.commit()
+        finally:
+            db.close()
+        with self.stats.lock:
+            self.stats.messages += 1
+            self.stats.refused[code] += 1
+
     def tick(self, now: datetime | None = None) -> int:
         """Evaluate the time-based rules (no data for N minutes); returns alarm changes written."""
         now = now or clock.now()
