@@ -89,6 +89,7 @@ def init(with_geography: bool) -> None:
     from citybrain.geo import places as geo_places
     from citybrain.geo import service as geo_service
     from citybrain.indicators import service as indicators_service
+    from citybrain.iot import registry as iot_registry
     from citybrain.org import service as org_service
 
     settings = settings_or_exit()
@@ -102,8 +103,10 @@ def init(with_geography: bool) -> None:
         geo_places.load_places(db, actor=actor)
         catalog.sync_catalog(db, actor=actor)
         indicators_service.sync_indicators(db, actor=actor)
+        products = iot_registry.sync_products(db, actor=actor)
         db.commit()
-    click.echo(f"departments created: {created}; geography: {loaded or 'already loaded or skipped'}")
+    click.echo(f"departments created: {created}; geography: {loaded or 'already loaded or skipped'}; "
+               f"IoT products added: {len(products)}")
 
 
 def _serve(settings: Settings) -> None:
@@ -216,6 +219,22 @@ def demo(host: str | None, port: int | None, seed: int, residents: int, enterpri
     finally:
         if live is not None:
             live.stop()
+
+
+@main.command(help="Run MQTT ingestion workers against the external broker (CITYBRAIN_MQTT_URL).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 32),
+              help="Worker processes; they share the subscription.")
+@click.option("--stats-file", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the workers' combined counters and latency to this JSON file every few seconds.")
+def ingest(workers: int, stats_file: Path | None) -> None:
+    from citybrain.iot import worker
+
+    settings = settings_or_exit()
+    if not settings.mqtt_url:
+        fail("citybrain ingest needs CITYBRAIN_MQTT_URL (an external broker); with the embedded broker, "
+             "`citybrain serve` ingests by itself")
+    _check_schema(settings)
+    worker.run(settings, workers=workers, stats_file=stats_file)
 
 
 @main.group(help="Manage users.")
