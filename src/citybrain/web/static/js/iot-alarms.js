@@ -17,6 +17,8 @@
     var statuses = {};
     try { statuses = JSON.parse(live.getAttribute('data-statuses') || '{}'); } catch (e) { statuses = {}; }
     var source = new EventSource(live.getAttribute('data-live-url'));
+    source.addEventListener('open', function () { live.setAttribute('data-state', 'open'); });
+    source.addEventListener('error', function () { live.setAttribute('data-state', 'reconnecting'); });
     source.addEventListener('alarm', function (msg) {
       var data;
       try { data = JSON.parse(msg.data); } catch (e) { return; }

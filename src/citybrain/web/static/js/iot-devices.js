@@ -85,6 +85,8 @@
     var live = document.getElementById('iot-live');
     if (!live || typeof EventSource === 'undefined') { return; }
     var source = new EventSource(live.getAttribute('data-live-url'));
+    source.addEventListener('open', function () { live.setAttribute('data-state', 'open'); });
+    source.addEventListener('error', function () { live.setAttribute('data-state', 'reconnecting'); });
     source.addEventListener('device', function (msg) {
       var data;
       try { data = JSON.parse(msg.data); } catch (e) { return; }
