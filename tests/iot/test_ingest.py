@@ -111,6 +111,10 @@ def test_redelivered_message_is_stored_once(setup, factory) -> None:  # noqa: AN
     ("citybrain/air_quality_station/t-aq-1/event", {"event": "explode"}, "unknown_property"),
     ("citybrain/gateway/t-gw-1/telemetry", {"pm25": 1}, "not_an_object"),
     ("citybrain/gateway/t-gw-1/event", {"event": "x"}, "bad_topic"),
+    # NUL bytes: no database text column stores them; they must be refused, never stall a batch.
+    ("citybrain/air_quality_station/t-aq-1/telemetry", b'{"pm25": 1}\x00\xff', "malformed_json"),
+    ("citybrain/air_quality_station/t-aq-1/event", {"event": "sensor_fault", "params": {"detail": "a\u0000b"}},
+     "out_of_range"),
 ])
 def test_bad_messages_go_to_the_dead_letter_store_and_change_nothing(setup, factory, topic, payload, code) -> None:  # noqa: ANN001
     ingestor, _made = setup

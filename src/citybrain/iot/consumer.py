@@ -29,6 +29,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from .ingest import TOPIC_ROOT, Ingestor, Message
 
@@ -168,17 +169,36 @@ class Consumer:
                 if self._stop.is_set():
                     return
                 continue
-            delay = 0.5
-            while True:
-                try:
-                    self.ingestor.process([m for m, _mid, _qos in batch])
-                    break
-                except Exception:  # noqa: BLE001 - keep the batch, never acknowledge what is not stored
-                    log.exception("storing a batch of %d messages failed; retrying in %.1f s", len(batch), delay)
-                    time.sleep(delay)
-                    delay = min(delay * 2, 10.0)
+            self._store([m for m, _mid, _qos in batch])
             for _message, mid, qos in batch:
                 if qos > 0:
                     self.client.ack(mid, qos)
             if self.on_batch is not None:
                 self.on_batch(len(batch))
+
+    def _store(self, messages: list[Message]) -> None:
+        """Store a batch, retrying while the database is unreachable. A batch that fails for another
+        reason (a message no check foresaw) is split, and a single message that still cannot be
+        stored goes to the dead-letter store: one poisoned message never stalls ingestion."""
+        delay = 0.5
+        while True:
+            try:
+                self.ingestor.process(messages)
+                return
+            except (OperationalError, InterfaceError):
+                log.exception("database unavailable storing %d messages; retrying in %.1f s", len(messages), delay)
+            except Exception as exc:  # noqa: BLE001 - isolate the message that fails
+                if len(messages) > 1:
+                    log.warning("a batch of %d messages failed (%s); storing them one by one", len(messages), exc)
+                    half = len(messages) // 2
+                    self._store(messages[:half])
+                    self._store(messages[half:])
+                    return
+                try:
+                    self.ingestor.refuse(messages[0], "storage_error", f"{type(exc).__name__}: {exc}"[:400])
+                    log.error("message on %s could not be stored: %s", messages[0].topic[:200], exc)
+                    return
+                except (OperationalError, InterfaceError):
+                    log.exception("database unavailable; retrying in %.1f s", delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)

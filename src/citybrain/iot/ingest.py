@@ -383,9 +383,9 @@ class Ingestor:
     def _dead_letter(self, message: Message, refusal: Refusal, now: datetime) -> dict[str, Any]:
         preview = bytes(message.payload[:4096]).decode("utf-8", errors="replace")
         reason = refusal.reason if refusal.index is None else f"[{refusal.index}] {refusal.reason}"
-        return {"received_at": now, "source": message.source, "topic": message.topic[:300],
-                "device_key": (refusal.device_key or None) and refusal.device_key[:64], "code": refusal.code[:40],
-                "reason": reason[:500], "size": len(message.payload), "payload": preview}
+        return {"received_at": now, "source": message.source, "topic": _text(message.topic, 300),
+                "device_key": _text(refusal.device_key, 64) or None, "code": _text(refusal.code, 40),
+                "reason": _text(reason, 500), "size": len(message.payload), "payload": _text(preview, 4096)}
 
     # --- rules and alarms -----------------------------------------------------------------------
 
@@ -414,6 +414,11 @@ class Ingestor:
             else:
                 changes += alarm_store.clear_alarm_by_rule(db, signal)
         return changes
+
+
+def _text(value: str | None, limit: int) -> str:
+    """Untrusted text as the database can store it: no NUL characters, bounded length."""
+    return (value or "").replace("\x00", "\ufffd")[:limit]
 
 
 class _Refused(Exception):

@@ -95,6 +95,9 @@ class Property:
         if kind in (PropertyType.STRING, PropertyType.ENUM):
             if not isinstance(value, str):
                 raise self._wrong(value)
+            if "\x00" in value:
+                # No database text type stores NUL, and no sensor means to send one.
+                raise PayloadError("out_of_range", f"{self.identifier} contains a NUL character", prop=self.identifier)
             if kind is PropertyType.ENUM and value not in dict(self.values):
                 allowed = ", ".join(v for v, _ in self.values)
                 raise PayloadError(
