@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo serve test lint format bench install vendor chromium clean messages
+.PHONY: demo serve test lint format bench install vendor chromium mosquitto clean messages
 
 demo: install
 	$(VENV)/bin/citybrain demo
@@ -12,7 +12,7 @@ demo: install
 serve: install
 	$(VENV)/bin/citybrain serve
 
-test: install chromium
+test: install chromium mosquitto
 	$(PY) -m pytest
 
 lint: install
@@ -48,6 +48,10 @@ vendor: node_modules/.package-lock.json
 
 chromium:
 	bash scripts/ensure-chromium.sh
+
+# The IoT tests need a real MQTT broker at 127.0.0.1:1883 and the mosquitto binary.
+mosquitto:
+	bash scripts/ensure-mosquitto.sh
 
 clean:
 	rm -rf $(VENV) node_modules src/citybrain/web/static/vendor var
