@@ -39,7 +39,7 @@ from .payload import validate_telemetry
 from .registry import DeviceDirectory, DeviceInfo
 from .rules import RuleEngine, Signal, SignalAction
 from .rules_store import load_rules
-from .storage import DAY_MS, Row, StateRow, Storage
+from .storage import Row, StateRow, Storage
 from .thingmodel import PayloadError, Product
 
 TOPIC_ROOT = "citybrain"
@@ -197,8 +197,6 @@ class Ingestor:
             storage = self._storage
             if storage is None:
                 storage = self._storage = Storage(db.get_bind().engine)
-            # Before the transaction touches the table: creating a partition waits for its readers.
-            storage.ensure_partitions({r.ts // DAY_MS for r in readings})
             conn = db.connection()
             self._reload_rules(db)
             stored = storage.insert_readings(conn, [Row(r.device.id, r.ts, r.values) for r in readings])

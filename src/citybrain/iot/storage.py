@@ -69,30 +69,37 @@ class Storage:
     def partition_name(day: int) -> str:
         return "iot_telemetry_p" + datetime.fromtimestamp(day * 86400, UTC).strftime("%Y%m%d")
 
-    def ensure_partitions(self, days: Iterable[int]) -> None:
-        """Create the day partitions that do not exist yet (own autocommit connection)."""
+    def ensure_partitions(self, days: Iterable[int]) -> list[str]:
+        """Create day partitions ahead of time (maintenance job, own autocommit connection).
+
+        Never called on the ingestion path: creating a partition locks the parent table, and
+        waiting behind a long reader would stall every writer queued after it. A short
+        lock_timeout gives up instead (the next run tries again); meanwhile readings go to the
+        default partition. A day the default partition already holds readings for is left there.
+        Returns the partitions created."""
         if not self.postgres:
-            return
+            return []
         missing = sorted(set(days) - self._days)
+        created: list[str] = []
         if not missing:
-            return
+            return created
         with self._days_lock, self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            existing = {row[0] for row in conn.execute(text(
-                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-                "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'iot_telemetry'"))}
+            conn.exec_driver_sql("SET lock_timeout = '3s'")
+            existing = {name for name, _day in self.partitions(conn)}
             for day in missing:
                 name = self.partition_name(day)
-                if name not in existing:
-                    try:
-                        conn.exec_driver_sql(
-                            f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF iot_telemetry "
-                            f"FOR VALUES FROM ({day * DAY_MS}) TO ({(day + 1) * DAY_MS})")
-                    except Exception as exc:  # noqa: BLE001 - another worker may have won the race
-                        exists = conn.execute(text("SELECT to_regclass(:n)"), {"n": name}).scalar()
-                        if exists is None:
-                            raise
-                        log.debug("partition %s created concurrently: %s", name, exc)
-                self._days.add(day)
+                if name in existing:
+                    self._days.add(day)
+                    continue
+                try:
+                    conn.exec_driver_sql(
+                        f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF iot_telemetry "
+                        f"FOR VALUES FROM ({day * DAY_MS}) TO ({(day + 1) * DAY_MS})")
+                    created.append(name)
+                    self._days.add(day)
+                except Exception as exc:  # noqa: BLE001 - lock timeout, or rows already in the default
+                    log.warning("partition %s not created now: %s", name, str(exc).splitlines()[0])
+        return created
 
     def partitions(self, conn: Connection) -> list[tuple[str, int]]:
         """(name, day) of every telemetry partition, oldest first."""
@@ -103,7 +110,10 @@ class Storage:
             "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'iot_telemetry' ORDER BY c.relname")).all()
         out = []
         for (name,) in rows:
-            day = datetime.strptime(name.rsplit("_p", 1)[1], "%Y%m%d").replace(tzinfo=UTC)
+            suffix = name.rsplit("_p", 1)[-1]
+            if not (name.startswith("iot_telemetry_p") and suffix.isdigit() and len(suffix) == 8):
+                continue  # the default partition
+            day = datetime.strptime(suffix, "%Y%m%d").replace(tzinfo=UTC)
             out.append((name, int(day.timestamp()) // 86400))
         return out
 
@@ -116,7 +126,6 @@ class Storage:
         cur = conn.connection.driver_connection.cursor()
         try:
             if self.postgres:
-                self.ensure_partitions({r.ts // DAY_MS for r in rows})  # normally done by the caller already
                 cur.execute(
                     "INSERT INTO iot_telemetry (device_id, ts, data) "
                     "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::json[]) ON CONFLICT DO NOTHING",
@@ -235,6 +244,7 @@ class Storage:
         if self.postgres:
             cutoff_day = (now_ms - longest * DAY_MS) // DAY_MS
             dropped = 0
+            conn.exec_driver_sql("SET LOCAL lock_timeout = '3s'")
             for name, day in self.partitions(conn):
                 if day < cutoff_day:
                     conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
@@ -242,8 +252,7 @@ class Storage:
                     dropped += 1
             report["partitions_dropped"] = dropped
         for product in products.values():
-            if product.retention_days >= longest and self.postgres:
-                continue  # whole partitions handle the longest retention
+            # Also reaches the default partition and products kept shorter than the longest.
             cutoff = now_ms - product.retention_days * DAY_MS
             count = conn.execute(text(
                 "DELETE FROM iot_telemetry WHERE ts < :cutoff AND device_id IN "

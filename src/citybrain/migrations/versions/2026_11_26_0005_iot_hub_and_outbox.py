@@ -4,8 +4,9 @@ Revision ID: 0005
 Revises: 0004
 Create Date: 2026-11-26
 
-On PostgreSQL iot_telemetry is range-partitioned by day on ts (epoch ms); the partitions
-are created on demand by citybrain.iot.storage.
+On PostgreSQL iot_telemetry is range-partitioned by day on ts (epoch ms): the maintenance job of
+citybrain.iot.runtime creates each day's partition ahead of time, the default partition takes
+the rest.
 """
 
 from __future__ import annotations
@@ -94,6 +95,8 @@ def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("CREATE TABLE iot_telemetry (device_id BIGINT NOT NULL, ts BIGINT NOT NULL, data JSON NOT NULL,"
                    " CONSTRAINT pk_iot_telemetry PRIMARY KEY (device_id, ts)) PARTITION BY RANGE (ts)")
+        # Readings for days without their own partition (backfill, before the first maintenance run).
+        op.execute("CREATE TABLE iot_telemetry_default PARTITION OF iot_telemetry DEFAULT")
     else:
         op.create_table('iot_telemetry',
         sa.Column('device_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
