@@ -273,7 +273,8 @@ def run_ingest(url: str, mqtt_url: str, broker_pid: int | None, cfg: lg.LoadConf
                 snap = _read_stats(stats_path)
                 if snap and (not series or snap["at"] != series[-1]["at"]):
                     series.append(snap)
-                done = series[-1]["readings"] + series[-1]["dead_letters"] if series else 0
+                # "stored" counts rows newly written; "readings" also counts redelivered ones again.
+                done = series[-1]["stored"] + series[-1]["dead_letters"] if series else 0
                 if done != seen:
                     seen, last_change = done, time.monotonic()
                 if done >= load.acked_readings or time.monotonic() - last_change > catch_up_s:
@@ -294,12 +295,13 @@ def run_ingest(url: str, mqtt_url: str, broker_pid: int | None, cfg: lg.LoadConf
 
 def summarize_ingest(load: lg.LoadResult, final: dict, series: list[dict]) -> dict[str, float | None]:
     """Throughput from the first stats snapshot that had everything, latency over the sending window."""
-    done_at = next((s["at"] for s in series if s["readings"] >= load.acked_readings), None)
+    done_at = next((s["at"] for s in series if s["stored"] >= load.acked_readings), None)
     end = done_at or (series[-1]["at"] if series else load.sent_end)
-    readings = final.get("readings", 0)
+    readings = final.get("stored", 0)
     window = [s for s in series if load.started + 5 <= s["at"] <= load.sent_end and s.get("latency_p50_ms")]
     return {
-        "readings": readings, "messages": final.get("messages", 0), "dead_letters": final.get("dead_letters", 0),
+        "readings": readings, "processed": final.get("readings", 0), "messages": final.get("messages", 0),
+        "dead_letters": final.get("dead_letters", 0),
         "batches": final.get("batches", 0),
         "readings_per_s": readings / max(1e-9, end - load.started),
         "caught_up_after_s": (done_at - load.sent_end) if done_at else None,
@@ -338,12 +340,13 @@ def bench_one(backend: str, mode: str, args: argparse.Namespace, mqtt_url: str, 
     lat = (f"p50 {ingest['latency_p50_ms']:.0f} ms, p99 {ingest['latency_p99_ms']:.0f} ms "
            f"(worst 2-s window {ingest['latency_p99_max_ms']:.0f} ms)" if ingest["latency_p50_ms"] is not None
            else "n/a")
+    caught = "never" if ingest["caught_up_after_s"] is None else f"{ingest['caught_up_after_s']:.1f} s"
     msgs_s = ingest["messages"] / max(1e-9, ingest["readings"] / max(1e-9, ingest["readings_per_s"]))
     print(f"{label} ingest: {ingest['readings_per_s']:,.0f} readings/s = {ingest['readings_per_s'] * pts:,.0f} "
           f"points/s, {msgs_s:,.0f} msgs/s ({ingest['readings_per_s'] / max(1e-9, floor.readings_per_s):.0%} of the "
           f"floor {floor.readings_per_s * pts:,.0f} points/s); publish->commit {lat}; caught up "
-          f"{ingest['caught_up_after_s'] if ingest['caught_up_after_s'] is not None else 'never'} s after the last "
-          f"publish; stored {rows['telemetry_rows']:,} rows for {load.acked_readings:,} acked readings "
+          f"{caught} after the last publish ({ingest['processed']:,} readings processed, redeliveries "
+          f"included); stored {rows['telemetry_rows']:,} rows for {load.acked_readings:,} acked readings "
           f"({'nothing lost' if lost == 0 else f'{lost:,} MISSING' if lost > 0 else f'{-lost:,} extra'}), "
           f"{rows['state_rows']:,} states, {rows['dead_letter_rows']:,} dead letters; CPU cores: ingest "
           f"{cpu['ingest']:.2f}, broker {cpu['broker']:.2f}, postgres {cpu['postgres']:.2f}, generator "
