@@ -34,12 +34,12 @@ from citybrain.core import clock
 
 from . import alarm_store
 from .models import AlarmRule, DeadLetter, DeviceEvent
+from .payload import FastChecker
 from .payload import parse_timestamp as payload_timestamp
-from .payload import validate_telemetry
 from .registry import DeviceDirectory, DeviceInfo
 from .rules import RuleEngine, Signal, SignalAction
 from .rules_store import load_rules
-from .storage import Row, StateRow, Storage
+from .storage import StateRow, Storage
 from .thingmodel import PayloadError, Product
 
 TOPIC_ROOT = "citybrain"
@@ -134,6 +134,7 @@ class Ingestor:
         self._rules_checked = 0.0
         self._lock = threading.Lock()
         self._storage: Storage | None = None
+        self._checkers: dict[str, FastChecker] = {}
 
     # --- public -------------------------------------------------------------------------------
 
@@ -199,14 +200,15 @@ class Ingestor:
                 storage = self._storage = Storage(db.get_bind().engine)
             conn = db.connection()
             self._reload_rules(db)
-            stored = storage.insert_readings(conn, [Row(r.device.id, r.ts, r.values) for r in readings])
+            stored = storage.insert_readings(conn, readings)
             storage.upsert_states(conn, self._states(readings, statuses, seen))
             if events:
                 db.execute(insert(DeviceEvent), events)
             if dead:
                 db.execute(insert(DeadLetter), dead)
             signals = []
-            for reading in sorted(readings, key=lambda r: r.ts):
+            watched = self.engine.products
+            for reading in sorted((r for r in readings if r.device.product in watched), key=lambda r: r.ts):
                 signals.extend(self.engine.on_message(reading.device.key, reading.device.product, reading.values,
                                                       datetime.fromtimestamp(reading.ts / 1000, UTC)))
             changes = self._apply_signals(db, signals)
@@ -294,8 +296,11 @@ class Ingestor:
 
     def _reading(self, device: DeviceInfo, product: Product, item: Any, received: datetime,
                  received_ms: int, index: int) -> _Reading:
-        tele = validate_telemetry(product, item, now=received, max_future=self.max_future)
-        return _Reading(device, int(tele.ts.timestamp() * 1000), tele.values, received_ms, index)
+        checker = self._checkers.get(product.identifier)
+        if checker is None or checker.product is not product:
+            checker = self._checkers[product.identifier] = FastChecker(product, max_future=self.max_future)
+        ts, values = checker.check(item, received_ms)
+        return _Reading(device, ts, values, received_ms, index)
 
     def _gateway(self, index: int, gateway: DeviceInfo, doc: Any, received: datetime, message: Message,
                  readings: list[_Reading], refusals: list[Refusal]) -> None:
@@ -306,12 +311,14 @@ class Ingestor:
         if len(items) > self.max_list * 10:
             raise _Refused("too_large", f"a gateway message carries at most {self.max_list * 10} readings",
                            gateway.key)
+        known = self.directory.known()
         for position, item in enumerate(items):
-            child_key = item.get("device") if isinstance(item, dict) else None
+            # The parsed entry is ours: take the device key out, the rest is the reading.
+            child_key = item.pop("device", None) if type(item) is dict else None
             if not isinstance(child_key, str):
                 refusals.append(Refusal("not_an_object", "each entry needs a \"device\" key", gateway.key, position))
                 continue
-            child = self.directory.lookup(child_key)
+            child = known.get(child_key) or self.directory.lookup(child_key)
             if child is None:
                 refusals.append(Refusal("unknown_device", f"no device {child_key[:64]!r}", child_key[:64], position))
                 continue
@@ -325,8 +332,7 @@ class Ingestor:
                 continue
             try:
                 product = self._product(child)
-                reading = {k: v for k, v in item.items() if k != "device"}
-                readings.append(self._reading(child, product, reading, received, message.received_ms, index))
+                readings.append(self._reading(child, product, item, received, message.received_ms, index))
             except PayloadError as exc:
                 refusals.append(Refusal(exc.code.value, exc.message, child_key, position))
             except _Refused as exc:
@@ -359,15 +365,16 @@ class Ingestor:
     def _states(readings: list[_Reading], statuses: dict[int, tuple[str, int]],
                 seen: dict[int, int]) -> list[StateRow]:
         rows: dict[int, StateRow] = {}
-        for reading in sorted(readings, key=lambda r: r.ts):
-            row = rows.get(reading.device.id)
+        for reading in readings:
+            device_id = reading.device.id
+            row = rows.get(device_id)
             if row is None:
-                rows[reading.device.id] = StateRow(reading.device.id, reading.ts, dict(reading.values),
-                                                   reading.received_ms)
-            else:
-                row.values.update(reading.values)
+                rows[device_id] = StateRow(device_id, reading.ts, reading.values, reading.received_ms)
+            elif reading.ts >= row.ts:
+                row.values = row.values | reading.values
                 row.ts = reading.ts
-                row.last_seen = max(row.last_seen, reading.received_ms)
+            else:  # an older reading only fills in what the newer ones lack
+                row.values = reading.values | row.values
         for device_id, last in seen.items():
             row = rows.get(device_id)
             if row is None:

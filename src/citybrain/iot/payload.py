@@ -136,3 +136,81 @@ def _json_type(value: Any) -> str:
     if isinstance(value, Mapping):
         return "object"
     return type(value).__name__
+
+
+EARLIEST_MS = int(EARLIEST_TS.timestamp() * 1000)
+_NUMBER = (int, float)
+
+
+class FastChecker:
+    """The same checks as :func:`validate_telemetry` for the common case, without building
+    datetimes: ``check(item, now_ms)`` returns ``(ts_ms, values)`` for an already-parsed reading
+    whose values are all numbers or booleans in range and whose ``ts`` is absent or epoch ms;
+    anything else (strings, enums, ISO times, any problem) is handed to ``validate_telemetry``,
+    which accepts it the same way or raises the precise ``PayloadError``.
+    """
+
+    __slots__ = ("product", "max_future", "_specs")
+
+    def __init__(self, product: Product, *, max_future: timedelta = timedelta(minutes=5)) -> None:
+        from .thingmodel import PropertyType
+
+        self.product = product
+        self.max_future = max_future
+        specs: dict[str, tuple[int, float, float]] = {}
+        for prop in product.properties:
+            low = -math.inf if prop.min is None else prop.min
+            high = math.inf if prop.max is None else prop.max
+            if prop.type is PropertyType.FLOAT:
+                specs[prop.identifier] = (0, low, high)
+            elif prop.type is PropertyType.INT:
+                specs[prop.identifier] = (1, low, high)
+            elif prop.type is PropertyType.BOOL:
+                specs[prop.identifier] = (2, 0, 0)
+        self._specs = specs  # strings and enums are absent: they take the full path
+
+    def check(self, item: Any, now_ms: int) -> tuple[int, dict[str, Value]]:
+        result = self._fast(item, now_ms)
+        if result is not None:
+            return result
+        now = datetime.fromtimestamp(now_ms / 1000, UTC)
+        tele = validate_telemetry(self.product, item, now=now, max_future=self.max_future)
+        return int(tele.ts.timestamp() * 1000), tele.values
+
+    def _fast(self, item: Any, now_ms: int) -> tuple[int, dict[str, Value]] | None:
+        if type(item) is not dict:
+            return None
+        raw = item.get("values")
+        if raw is None:
+            raw = item
+        elif type(raw) is not dict or len(item) > 2 or (len(item) == 2 and "ts" not in item):
+            return None
+        ts = item.get("ts")
+        if ts is None:
+            ts = now_ms
+        elif type(ts) is not int or ts < EARLIEST_MS or ts > now_ms + self.max_future.total_seconds() * 1000:
+            return None
+        specs = self._specs
+        values: dict[str, Value] = {}
+        for key, value in raw.items():
+            if key == "ts" and raw is item:
+                continue
+            spec = specs.get(key)
+            if spec is None:
+                return None
+            kind = spec[0]
+            vtype = type(value)
+            if kind == 2:
+                if vtype is not bool:
+                    return None
+            elif vtype is float or vtype is int:
+                if not spec[1] <= value <= spec[2]:
+                    return None
+                if kind == 0:
+                    value = float(value)
+                elif vtype is float:
+                    return None
+            else:
+                return None
+            values[key] = value
+        return (ts, values) if values else None

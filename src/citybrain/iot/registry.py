@@ -403,6 +403,11 @@ class DeviceDirectory:
         finally:
             db.close()
 
+    def known(self) -> dict[str, DeviceInfo]:
+        """The devices loaded now, by key (for tight loops; ``lookup`` for keys missing here)."""
+        self.refresh()
+        return self._devices
+
     def authenticate(self, key: str, secret: str) -> DeviceInfo | None:
         """The active device with this key and secret, or None."""
         info = self.lookup(key)

@@ -225,6 +225,11 @@ class RuleEngine:
         self.replace_rules(rules)
 
     @property
+    def products(self) -> frozenset[str]:
+        """Products that have at least one rule: readings of others need no evaluation."""
+        return frozenset(self._by_product)
+
+    @property
     def rules(self) -> list[Rule]:
         return [rule for rules in self._by_product.values() for rule in rules]
 

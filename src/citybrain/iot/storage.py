@@ -50,6 +50,10 @@ class StateRow:
     status: str | None = None
 
 
+def _device_id(row: Any) -> int:
+    return row.device_id if isinstance(row, Row) else row.device.id
+
+
 def _dumps(values: dict[str, Any]) -> str:
     return orjson.dumps(values).decode()
 
@@ -119,8 +123,9 @@ class Storage:
 
     # --- writes -----------------------------------------------------------------------------
 
-    def insert_readings(self, conn: Connection, rows: Sequence[Row]) -> int:
-        """Store readings; returns how many were new (not already stored)."""
+    def insert_readings(self, conn: Connection, rows: Sequence[Any]) -> int:
+        """Store readings (anything with ``device``/``device_id``, ``ts`` and ``values``); returns
+        how many were new (not already stored)."""
         if not rows:
             return 0
         cur = conn.connection.driver_connection.cursor()
@@ -129,10 +134,10 @@ class Storage:
                 cur.execute(
                     "INSERT INTO iot_telemetry (device_id, ts, data) "
                     "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::json[]) ON CONFLICT DO NOTHING",
-                    ([r.device_id for r in rows], [r.ts for r in rows], [_dumps(r.values) for r in rows]))
+                    ([_device_id(r) for r in rows], [r.ts for r in rows], [_dumps(r.values) for r in rows]))
             else:
                 cur.executemany("INSERT OR IGNORE INTO iot_telemetry (device_id, ts, data) VALUES (?, ?, ?)",
-                                [(r.device_id, r.ts, _dumps(r.values)) for r in rows])
+                                [(_device_id(r), r.ts, _dumps(r.values)) for r in rows])
             return cur.rowcount
         finally:
             cur.close()
