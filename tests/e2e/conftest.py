@@ -39,7 +39,9 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer
     data_dir = tmp_path_factory.mktemp("e2e")
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CITYBRAIN_")}
-    env |= {"CITYBRAIN_DATA_DIR": str(data_dir), "CITYBRAIN_LOG_LEVEL": "WARNING"}
+    # Its own embedded MQTT broker port, so a demo already running here does not collide.
+    env |= {"CITYBRAIN_DATA_DIR": str(data_dir), "CITYBRAIN_LOG_LEVEL": "WARNING",
+            "CITYBRAIN_MQTT_PORT": str(_free_port())}
     cli = Path(sys.executable).with_name("citybrain")
     proc = subprocess.Popen(
         [str(cli), "demo", "--port", str(port), "--residents", "100", "--enterprises", "20",
