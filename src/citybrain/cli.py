@@ -178,8 +178,9 @@ def _demo_secret(settings: Settings) -> str:
               help="Historical events to generate on the first run (0: none).")
 @click.option("--no-serve", is_flag=True, help="Load the demo and exit (for scripts).")
 @click.option("--no-live", is_flag=True, help="Do not keep new demo events arriving while serving.")
+@click.option("--no-simulate", is_flag=True, help="Do not run the sensor simulator while serving.")
 def demo(host: str | None, port: int | None, seed: int, residents: int, enterprises: int, events: int,
-         no_serve: bool, no_live: bool) -> None:
+         no_serve: bool, no_live: bool, no_simulate: bool) -> None:
     overrides: dict[str, Any] = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = settings_or_exit(demo_mode=True, **overrides)
     settings = settings.model_copy(update={"secret_key": _demo_secret(settings)})
@@ -214,11 +215,74 @@ def demo(host: str | None, port: int | None, seed: int, residents: int, enterpri
 
         live = LiveEvents(make_sessionmaker(_engine(settings)), seed=seed).start()
         click.echo("new demo events arrive every 20-60 s (--no-live to turn off)")
+    simulator = None
+    if not no_simulate:
+        simulator = _simulator(settings, seed=seed, url=None, devices=None, rate=0.0, speed=1.0).start()
+        click.echo(f"{len(simulator.devices)} demo sensors stream to {_mqtt_url(settings)}; a rainstorm starts in "
+                   "3 min (--no-simulate to turn off)")
     try:
         _serve(settings)
     finally:
         if live is not None:
             live.stop()
+        if simulator is not None:
+            simulator.stop()
+
+
+def _mqtt_url(settings: Settings) -> str:
+    if settings.mqtt_url:
+        from citybrain.iot.simulator import parse_url
+
+        host, port, _user, _password = parse_url(settings.mqtt_url)
+        return f"mqtt://{host}:{port}"
+    return f"mqtt://{settings.mqtt_host}:{settings.mqtt_port}"
+
+
+def _simulator(settings: Settings, *, seed: int, url: str | None, devices: int | None, rate: float,
+               speed: float):  # noqa: ANN202
+    from citybrain.demo.iot import registered_sim_devices
+    from citybrain.iot.simulator import Simulator
+
+    with _session(settings) as db:
+        sim_devices = registered_sim_devices(db, seed, limit=devices)
+    if not sim_devices:
+        fail(f"no demo devices with secrets from seed {seed}: run `citybrain demo --no-serve --seed {seed}` first")
+    try:
+        return Simulator(sim_devices, url=url or _mqtt_url(settings), seed=seed, rate=rate, speed=speed)
+    except ValueError as exc:
+        fail(str(exc))
+
+
+@main.command(help="Publish realistic readings of the demo sensors over MQTT (QoS 1) until stopped.")
+@click.option("--url", default=None, help="Broker, mqtt://host:port (default: the embedded broker from settings).")
+@click.option("--devices", default=None, type=click.IntRange(1, 1_000_000), help="Simulate only this many devices.")
+@click.option("--rate", default=0.0, show_default=True, type=click.FloatRange(0, 1_000_000),
+              help="Messages per second in total (0: each sensor at its natural interval, 1-5 min).")
+@click.option("--seed", default=2026, show_default=True, type=int, help="The seed the demo was loaded with.")
+@click.option("--duration", default=None, type=click.FloatRange(0.1, None), help="Stop after this many seconds.")
+@click.option("--speed", default=1.0, show_default=True, type=click.FloatRange(0.01, 10_000),
+              help="Scenario time runs this many times faster than the clock (storms, days).")
+def simulate(url: str | None, devices: int | None, rate: float, seed: int, duration: float | None,
+             speed: float) -> None:
+    import threading
+
+    settings = settings_or_exit()
+    sim = _simulator(settings, seed=seed, url=url, devices=devices, rate=rate, speed=speed)
+    click.echo(f"simulating {len(sim.devices)} demo devices to mqtt://{sim.host}:{sim.port} (seed {seed}, "
+               f"speed {speed:g}x); Ctrl-C to stop")
+    done = threading.Event()
+    runner = threading.Thread(target=lambda: (sim.run(duration), done.set()), daemon=True)
+    runner.start()
+    try:
+        while not done.wait(30):
+            click.echo(sim.stats.line())
+    except KeyboardInterrupt:
+        sim.stop()
+    runner.join(15)
+    click.echo(sim.stats.line())
+    if sim.stats.published == 0:
+        fail(f"nothing was published: is a broker listening at mqtt://{sim.host}:{sim.port}?"
+             + (f" (logins refused: {next(iter(sim.stats.refused.values()))})" if sim.stats.refused else ""), 1)
 
 
 @main.command(help="Run MQTT ingestion workers against the external broker (CITYBRAIN_MQTT_URL).")

@@ -31,6 +31,7 @@ from citybrain.indicators import demo as indicators_demo
 from citybrain.org import service as org_service
 from citybrain.org.schemas import UserCreate
 
+from .iot import load_demo_iot
 from .people import generate_enterprises, generate_residents
 
 log = logging.getLogger("citybrain.demo")
@@ -121,6 +122,7 @@ def load_demo(
     if data_service.count_enterprises(db) == 0 and enterprises:
         firms = generate_enterprises(seed, enterprises, township_codes=codes, today=today)
         summary["enterprises"] = data_service.load_enterprises(db, enterprises=firms, actor=actor)
+    summary |= load_demo_iot(db, seed=seed, actor=actor)
     if events and db.scalar(select(func.count()).select_from(Event)) == 0:
         from .events_history import generate_history
 
