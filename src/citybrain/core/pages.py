@@ -12,6 +12,7 @@ from citybrain.events import pages_staff as events_pages_staff
 from citybrain.geo import pages as geo_pages
 from citybrain.indicators import pages as indicators_pages
 from citybrain.iot import pages as iot_pages
+from citybrain.iot import pages_admin as iot_pages_admin
 from citybrain.org import pages as org_pages
 from citybrain.web import pages as web_pages
 
@@ -28,4 +29,5 @@ def build_page_router() -> APIRouter:
     pages.include_router(events_pages_catalog.router)
     pages.include_router(indicators_pages.router)
     pages.include_router(iot_pages.router)
+    pages.include_router(iot_pages_admin.router)
     return pages
