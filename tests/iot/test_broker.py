@@ -44,7 +44,7 @@ def broker(db: Session, devices: dict[str, str]) -> Iterator[EmbeddedBroker]:
 @pytest.fixture
 def ingest(broker: EmbeddedBroker) -> Iterator[Probe]:
     user, password = broker.ingest_credentials
-    probe = Probe(broker.port, user, password, client_id=user)
+    probe = Probe(broker.port, user, password, client_id="citybrain-ingest-4321-serve")
     assert probe.accepted()
     assert probe.subscribe("citybrain/#")[0].value == 1
     yield probe
@@ -67,6 +67,7 @@ def test_device_with_its_secret_connects(broker: EmbeddedBroker, devices: dict[s
     (None, None, "anon"),
     ("t-aq-1", None, "t-aq-2"),  # right secret, another device's client id
     ("citybrain-ingest-guess", "guess", ""),
+    ("t-aq-1", None, "citybrain-ingest-1-serve"),  # a device may not use the ingestion client's ids
 ])
 def test_bad_logins_are_refused(broker: EmbeddedBroker, devices: dict[str, str], username: str | None,
                                 password: str | None, client_id: str) -> None:

@@ -11,7 +11,8 @@ Who may connect:
   through ``DeviceDirectory.authenticate`` (unknown, disabled, retired or wrong secret: refused);
   its MQTT client id must be empty or its key, so one device can never resume another's session;
 * the platform's own ingestion client: a random per-process account (``ingest_credentials``)
-  that may subscribe to ``citybrain/#`` and publish commands;
+  that may subscribe to ``citybrain/#`` and publish commands; its client ids start with
+  ``citybrain-ingest-``, which no device may use (as key or client id);
 * nobody anonymous.
 
 What a device may do (checked on every PUBLISH and SUBSCRIBE; refused publishes are dropped):
@@ -104,9 +105,9 @@ class _Gate:
         if username == self.ingest_user:
             if not secrets.compare_digest(password.encode(), self.ingest_password.encode()):
                 return None, BAD_USERNAME_PASSWORD
-            if client_id and client_id != username and not client_id.startswith(username + "-"):
-                return None, NOT_AUTHORIZED
             return Grant(who=username, ingest=True), 0
+        if username.startswith(INGEST_USER_PREFIX) or (client_id or "").startswith(INGEST_USER_PREFIX):
+            return None, NOT_AUTHORIZED  # never a device: it could take over the ingestion session
         info = self.directory.authenticate(username, password)
         if info is None:
             return None, BAD_USERNAME_PASSWORD
