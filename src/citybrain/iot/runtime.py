@@ -83,7 +83,8 @@ class IotRuntime:
             address = BrokerAddress(self.settings.mqtt_host, self.settings.mqtt_port, user, password)
             group = None
         self.consumer = Consumer(self.ingestor, address, client_id=f"citybrain-ingest-{os.getpid()}-serve"
-                                 if not self.settings.mqtt_url else f"citybrain-{group}-serve", share_group=group)
+                                 if not self.settings.mqtt_url else f"citybrain-{group}-serve", share_group=group,
+                                 mqtt5=bool(self.settings.mqtt_url))  # the embedded broker speaks 3.1.1
         self.consumer.start(wait_s=5)
         self._maintenance = threading.Thread(target=self._maintain, name="citybrain-iot-maintenance", daemon=True)
         self._maintenance.start()
