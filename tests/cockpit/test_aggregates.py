@@ -141,10 +141,14 @@ def test_briefing_has_yesterday_today_and_the_overdue_list(db, scene, frozen_clo
     assert "张三" not in json.dumps(b, ensure_ascii=False)
 
 
-def test_placeholders_until_a_provider_registers(db, frozen_clock):
+def test_placeholders_until_a_provider_registers(db, frozen_clock, monkeypatch):
+    # A registry without the shipped providers (the IoT panels register on import).
+    monkeypatch.setattr(aggregates, "_providers", {})
+    monkeypatch.setattr(aggregates, "_looked_for", set(aggregates.OPTIONAL_SOURCES))
     snap = aggregates.snapshot(db, now=frozen_clock[0])
     assert {k: p["connected"] for k, p in snap["panels"].items()} == {
-        "aqi": False, "waterlogging": False, "parking": False, "data_quality": False, "device_online": False}
+        "aqi": False, "waterlogging": False, "parking": False, "data_quality": False, "device_online": False,
+        "iot_alarms": False}
     undo = aggregates.register(aggregates.PanelProvider(
         key="aqi", title="Air quality (AQI)", compute=lambda db, now: {"value": 42, "unit": "AQI"}))
     try:
@@ -159,11 +163,13 @@ def test_a_failing_provider_degrades_to_not_connected(db, frozen_clock):
     def broken(db, now):  # noqa: ANN001, ANN202
         raise RuntimeError("sensor hub down")
 
+    before = aggregates.providers().get("parking")
     undo = aggregates.register(aggregates.PanelProvider(key="parking", title="Parking occupancy", compute=broken))
     try:
         assert aggregates.snapshot(db, now=frozen_clock[0])["panels"]["parking"]["connected"] is False
     finally:
         undo()
+    assert aggregates.providers().get("parking") is before  # undo brings back the provider it replaced
 
 
 def test_plan_indicators_shown_when_the_module_exists(db, monkeypatch):

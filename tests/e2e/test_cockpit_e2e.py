@@ -66,7 +66,13 @@ def test_leader_sees_the_database_figures_and_a_new_event_arrives_live(page, dem
         page.wait_for_timeout(500)
     else:
         pytest.fail(f"screen {_shown(page)}, snapshot {snap['events']['open']}, events API {independent}")
-    assert page.locator("[data-panel=aqi][data-connected=false]").is_visible()
+    assert page.locator("[data-panel=data_quality][data-connected=false]").is_visible()
+    # The IoT panels show the snapshot's figures (the demo's sensors), and the map its sensor layer.
+    drawn = page.evaluate("window.citybrainCockpit.snapshot.panels.device_online.data")
+    shown = page.locator("[data-panel=device_online] [data-iot=value]").get_attribute("data-value")
+    assert shown == ("" if drawn["value"] is None else str(drawn["value"]))
+    assert drawn["total"] == snap["panels"]["device_online"]["data"]["total"] > 0  # registered devices
+    assert int(page.get_attribute("#cockpit", "data-sensors") or 0) == len(drawn["points"]) > 0
     assert page.locator("#cp-ticker-list li").count() == min(10, len(snap["ticker"]))
 
     before = _shown(page)

@@ -68,25 +68,33 @@ PLACEHOLDERS: tuple[tuple[str, str], ...] = (
     ("parking", N_("Parking occupancy")),
     ("data_quality", N_("Data-pool quality score")),
     ("device_online", N_("Online device rate")),
+    ("iot_alarms", N_("Active IoT alarms")),
 )
 # Modules that register providers on import once their domain exists (looked for, never required).
-OPTIONAL_SOURCES = ("citybrain.iot.cockpit", "citybrain.data.cockpit", "citybrain.environment.cockpit",
-                    "citybrain.parking.cockpit")
+OPTIONAL_SOURCES = ("citybrain.cockpit.iot_panels", "citybrain.iot.cockpit", "citybrain.data.cockpit",
+                    "citybrain.environment.cockpit", "citybrain.parking.cockpit")
 
+# ``db.info`` key of a dict that lives for one snapshot's panels (see ``_panels``).
+PASS_CACHE = "cockpit.panel_pass"
 _providers: dict[str, PanelProvider] = {}
 _providers_lock = threading.Lock()
 _looked_for: set[str] = set()
 
 
 def register(provider: PanelProvider) -> Callable[[], None]:
-    """Serve a panel from now on (replacing an earlier provider of the same key); returns undo."""
+    """Serve a panel from now on (replacing an earlier provider of the same key); returns undo,
+    which brings back the provider it replaced."""
     with _providers_lock:
+        previous = _providers.get(provider.key)
         _providers[provider.key] = provider
 
     def unregister() -> None:
         with _providers_lock:
             if _providers.get(provider.key) is provider:
-                del _providers[provider.key]
+                if previous is None:
+                    del _providers[provider.key]
+                else:
+                    _providers[provider.key] = previous
 
     return unregister
 
@@ -110,6 +118,17 @@ def providers() -> dict[str, PanelProvider]:
 def _panels(db: Session, now: datetime) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     registered = providers()
+    # Providers of one snapshot may share work (one query for several panels) through this dict.
+    db.info[PASS_CACHE] = {}
+    try:
+        _compute_panels(db, now, registered, out)
+    finally:
+        db.info.pop(PASS_CACHE, None)
+    return out
+
+
+def _compute_panels(db: Session, now: datetime, registered: dict[str, PanelProvider],
+                    out: dict[str, dict[str, Any]]) -> None:
     for key, title in PLACEHOLDERS:
         provider = registered.get(key)
         data = None
@@ -119,7 +138,6 @@ def _panels(db: Session, now: datetime) -> dict[str, dict[str, Any]]:
             except Exception:  # noqa: BLE001
                 log.exception("cockpit panel %s failed", key)
         out[key] = {"key": key, "title": title, "connected": data is not None, "data": data}
-    return out
 
 
 def indicators(db: Session) -> dict[str, Any]:

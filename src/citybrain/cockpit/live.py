@@ -33,6 +33,9 @@ from . import aggregates
 log = logging.getLogger("citybrain.cockpit.live")
 
 EVENT_CHANGED = "event.changed"
+# Published by the IoT hub after a committed ingestion batch or alarm change (the snapshot's IoT
+# panels read its tables); the debounce below makes one per batch cheap.
+IOT_CHANGED = "iot.changed"
 MIN_INTERVAL_S = 1.0
 REFRESH_S = 60.0
 PING_SECONDS = 15.0
@@ -87,7 +90,8 @@ class Aggregator:
         """Listen on the bus and run the recompute loop; returns the coroutine function that stops it."""
         self._loop = asyncio.get_running_loop()
         self._dirty = asyncio.Event()
-        self._unlisten = source.listen(EVENT_CHANGED, self.changed)
+        stops = [source.listen(name, self.changed) for name in (EVENT_CHANGED, IOT_CHANGED)]
+        self._unlisten = lambda: [stop() for stop in stops]
         self._task = self._loop.create_task(self._run(), name="cockpit-aggregator")
         return self.stop
 

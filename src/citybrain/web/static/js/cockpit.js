@@ -15,6 +15,8 @@
  *   #cockpit[data-state="loading|ready"]     ready once the map and first snapshot are drawn
  *   #cockpit[data-snapshot-at]               generated_at of the snapshot on screen
  *   [data-vital=open|today|overdue][data-value]
+ *   [data-panel=<key>] [data-iot=value][data-value]   the IoT panels' headline figures
+ *   #cockpit[data-sensors]                   sensor points drawn on the map
  *   window.citybrainCockpit = {map, snapshot, updates}
  */
 (function () {
@@ -27,6 +29,8 @@
   var echarts = window.echarts;
   var GEO_MAP = 'cockpit-district';
   var COLORS = { normal: '#3fb6ff', urgent: '#ffb020', critical: '#ff4d6d', overdue: '#ff2d2d' };
+  var SENSOR_COLORS = { normal: '#35d0a5', alarm: '#ff4d6d', offline: '#6b7a90' };
+  var AQI_COLORS = ['#00e400', '#ffff00', '#ff7e00', '#ff0000', '#99004c', '#7e0023'];  // HJ 633 levels 1–6
   var REPLAY_HOURS = 24;
 
   function attr(name, fallback) {
@@ -57,6 +61,7 @@
   var api = { map: null, snapshot: null, updates: 0, openTownship: null, openEvent: null };
   window.citybrainCockpit = api;
   var canReadEvents = attr('can-read-events') === 'true';
+  var canReadIot = attr('can-read-iot') === 'true';
 
   // ------------------------------------------------------------------ charts
 
@@ -132,14 +137,116 @@
     return html || '<span class="cp-muted">—</span>';
   }
 
+  // ------------------------------------------------------------------ IoT panels
+
+  function fill(text, values) {
+    return String(text).replace(/%\((\w+)\)s/g, function (m, k) { return values[k] == null ? '—' : values[k]; });
+  }
+  // The headline figure with its lines of text beside it (the right column must fit 1080 px).
+  function headline(value, unit, color, lines) {
+    return '<div class="cp-iot-head"><div class="cp-provider-value" data-iot="value" data-value="' +
+      esc(value == null ? '' : value) + '"' + (color ? ' style="color:' + color + '"' : '') + '>' +
+      esc(value == null ? '—' : value) + (unit ? '<small> ' + esc(unit) + '</small>' : '') + '</div>' +
+      '<div class="cp-iot-lines">' + (lines || []).join('') + '</div></div>';
+  }
+  function line(text, cls) { return '<div class="cp-provider-text' + (cls ? ' ' + cls : '') + '">' + esc(text) + '</div>'; }
+  function items(rows) {
+    return '<ul class="cp-provider-items">' + rows.map(function (r) {
+      return '<li' + (r.cls ? ' class="' + r.cls + '"' : '') + '><span>' + esc(r.name) + '</span><strong>' +
+        esc(r.value) + '</strong></li>';
+    }).join('') + '</ul>';
+  }
+  function aqiColor(level) { return level ? AQI_COLORS[level - 1] : null; }
+
+  var IOT_PANELS = {
+    device_online: function (d) {
+      if (!d.total) { return line(label('no-sensors'), 'cp-muted'); }
+      return headline(d.value, '%', null, [line(fill(label('online-of'), { online: d.online, total: d.total })),
+        d.in_alarm ? line(d.in_alarm + ' ' + label('in-alarm'), 'is-overdue') : '']) +
+        items(d.items.slice(0, 4).map(function (it) { return { name: it.name, value: it.online + '/' + it.total }; }));
+    },
+    aqi: function (d) {
+      if (!d.stations_total) { return line(label('no-stations'), 'cp-muted'); }
+      var basis = d.basis === 'hour' ? fill(label('aqi-basis-hour'), { hour: fmtTime(d.hour) }) :
+        (d.basis ? label('aqi-basis-' + d.basis) : '');
+      var html = headline(d.value, 'AQI', aqiColor(d.level), [
+        line((d.level ? label('aqi-level-' + d.level) : '') +
+          (d.primary && d.primary.length ? ' · ' + label('aqi-primary') + ' ' + d.primary.join(', ').toUpperCase() : '')),
+        line(fill(label('aqi-stations'), { n: d.stations, total: d.stations_total }), 'cp-muted'),
+        basis ? line(basis, 'cp-muted') : '']) +
+        items(d.items.slice(0, 3).map(function (it) {
+          return { name: it.name, value: it.value == null ? label('sensor-offline') : it.value,
+            cls: it.level ? 'aqi-' + it.level : '' };
+        }));
+      return html + '<div class="cp-mini-chart" data-aqi-chart aria-label="' + esc(label('aqi-24h')) + '"></div>';
+    },
+    waterlogging: function (d) {
+      if (!d.reporting) { return line(label('no-gauges'), 'cp-muted'); }
+      return headline(d.value, d.unit, d.above ? '#ff5a6e' : null, [
+        line(fill(label('above-threshold'), { n: d.above }), d.above ? 'is-overdue' : ''),
+        line(fill(label('gauges-reporting'), { n: d.reporting, total: d.total }), 'cp-muted')]) +
+        items(d.items.slice(0, 3).map(function (it) {
+          return { name: it.name, value: it.value + ' cm' + (it.threshold != null ? ' / ' + it.threshold : ''),
+            cls: it.above ? 'is-overdue' : '' };
+        }));
+    },
+    parking: function (d) {
+      if (!d.spaces) { return line(label('no-parking'), 'cp-muted'); }
+      return headline(d.value, '%', null, [line(fill(label('occupied-of'), { occupied: d.occupied, spaces: d.spaces }))]) +
+        items(d.items.slice(0, 3).map(function (it) { return { name: it.name, value: it.rate + '%' }; }));
+    },
+    iot_alarms: function (d) {
+      return headline(d.value, '', d.value ? '#ff5a6e' : null, [
+        line(fill(label('unacknowledged'), { n: d.unacknowledged }), 'cp-muted'),
+        '<div class="cp-severities">' + d.items.map(function (it) {
+          return '<span class="sev-' + esc(it.severity) + '" data-severity="' + esc(it.severity) + '">' +
+            esc(label('severity-' + it.severity) || it.severity) + ' <strong>' + esc(it.value) + '</strong></span>';
+        }).join('') + '</div>']) +
+        '<ol class="cp-drill-list cp-alarm-list">' + (d.latest || []).slice(0, 3).map(function (a) {
+          return '<li class="sev-' + esc(a.severity) + '"><time>' + esc(fmtTime(a.raised_at)) + '</time> ' +
+            esc(a.product) + ' · ' + esc(a.message) + '</li>';
+        }).join('') + '</ol>';
+    }
+  };
+
+  function drawAqiTrend(body, series) {
+    var el = body.querySelector('[data-aqi-chart]');
+    if (!el) { return; }
+    if (!series || !series.length) { el.hidden = true; return; }
+    var c = echarts.init(el, null, { renderer: 'canvas' });
+    c.setOption({
+      animation: false,
+      grid: { left: 30, right: 8, top: 8, bottom: 18 },
+      tooltip: { trigger: 'axis', confine: true },
+      xAxis: { type: 'category', data: series.map(function (r) { return fmtTime(r[0]).slice(-5); }),
+        axisLabel: { color: '#8fa3bf', fontSize: 10 }, axisLine: { lineStyle: { color: '#2b4a75' } } },
+      yAxis: { type: 'value', min: 0, splitLine: { lineStyle: { color: 'rgba(255,255,255,0.08)' } },
+        axisLabel: { color: '#8fa3bf', fontSize: 10 } },
+      series: [{ type: 'line', smooth: true, symbolSize: 3, data: series.map(function (r) { return r[1]; }),
+        lineStyle: { color: '#7fd4ff' }, itemStyle: { color: '#7fd4ff' }, areaStyle: { opacity: 0.12 } }]
+    });
+    return c;
+  }
+
+  var panelCharts = {};
   function drawPanels(panels) {
     Object.keys(panels || {}).forEach(function (key) {
       var p = panels[key];
       var el = root.querySelector('[data-panel="' + key + '"]');
       if (!el) { return; }
       el.setAttribute('data-connected', p.connected ? 'true' : 'false');
-      el.querySelector('.cp-provider-body').innerHTML = providerBody(p.connected ? p.data : null);
+      var body = el.querySelector('.cp-provider-body');
+      if (panelCharts[key]) { panelCharts[key].dispose(); panelCharts[key] = null; }
+      var special = p.connected && p.data && IOT_PANELS[key];
+      try {
+        body.innerHTML = special ? IOT_PANELS[key](p.data) : providerBody(p.connected ? p.data : null);
+      } catch (e) {
+        body.innerHTML = providerBody(p.connected ? p.data : null);  // a newer provider's shape: the plain view
+      }
+      if (special && key === 'aqi') { panelCharts[key] = drawAqiTrend(body, p.data.series) || null; }
     });
+    var sensors = panels && panels.device_online;
+    drawSensors(sensors && sensors.connected ? sensors.data : null);
   }
 
   function drawIndicators(ind) {
@@ -238,13 +345,20 @@
             lineStyle: { color: '#6fd3ff', width: 2.5, opacity: 0.9 }, data: lines },
           { id: 'events', type: 'scatter', coordinateSystem: 'geo', z: 5, symbolSize: 9,
             tooltip: { formatter: function (p) { return esc(p.data.tip); } }, data: [] }
-        ]
+        ].concat(SENSOR_STATES.map(function (state) {
+          return { id: 'sensors-' + state, type: 'scatter', coordinateSystem: 'geo', z: state === 'alarm' ? 6 : 4,
+            symbolSize: state === 'alarm' ? 9 : 5, large: state !== 'alarm', largeThreshold: 2000,
+            itemStyle: { color: SENSOR_COLORS[state], opacity: state === 'offline' ? 0.7 : 0.9 },
+            tooltip: { formatter: function (p) { var r = sensorRow(p); return r ? esc(r[5]) : ''; } }, data: [] };
+        }))
       });
       map.on('click', function (p) {
         if (p.componentType === 'geo') {
           openTownship(p.name);
         } else if (p.seriesId === 'events' && p.data && p.data.eventId != null) {
           openEvent(p.data.eventId);
+        } else if (String(p.seriesId || '').indexOf('sensors-') === 0) {
+          openSensor(sensorRow(p));
         }
       });
       mapReady = true;
@@ -262,6 +376,41 @@
         symbolSize: r[3] === 'critical' ? 13 : (r[3] === 'urgent' ? 11 : 8) };
     });
     map.setOption({ series: [{ id: 'events', data: data }] });
+  }
+
+  // The sensor layer: [key, lon, lat, status, product index, name] rows of the device_online panel,
+  // one scatter series per status (uniform style, so ECharts can draw 10,000 points in large mode).
+  var SENSOR_STATES = ['offline', 'normal', 'alarm'];
+  var sensorRows = { offline: [], normal: [], alarm: [] };
+  var sensorProducts = [];
+  var sensorsShown = true;
+  var lastSensors = null;
+
+  function sensorRow(p) {
+    var state = String(p.seriesId || '').replace('sensors-', '');
+    return (sensorRows[state] || [])[p.dataIndex];
+  }
+
+  function drawSensors(data) {
+    lastSensors = data;
+    if (!mapReady) { return; }
+    sensorRows = { offline: [], normal: [], alarm: [] };
+    sensorProducts = (data && data.products) || [];
+    if (data && sensorsShown) {
+      (data.points || []).forEach(function (r) { (sensorRows[r[3]] || sensorRows.normal).push(r); });
+    }
+    map.setOption({ series: SENSOR_STATES.map(function (state) {
+      return { id: 'sensors-' + state, data: sensorRows[state].map(function (r) { return [r[1], r[2]]; }) };
+    }) });
+    root.setAttribute('data-sensors', String(sensorRows.offline.length + sensorRows.normal.length + sensorRows.alarm.length));
+  }
+
+  var sensorsToggle = document.getElementById('cp-sensors-toggle');
+  if (sensorsToggle) {
+    sensorsToggle.addEventListener('change', function () {
+      sensorsShown = sensorsToggle.checked;
+      drawSensors(lastSensors);
+    });
   }
 
   // ------------------------------------------------------------------ side panel
@@ -310,8 +459,26 @@
     }).catch(function (err) { if (window.console) { console.error('cockpit drill-down:', err); } });
   }
 
+  function openSensor(r) {
+    if (!r) { return; }
+    var product = sensorProducts[r[4]] || [];
+    var html = '<h3 data-sensor="' + esc(r[0]) + '">' + esc(r[5]) + '</h3><table class="cp-kv">' +
+      row('sensor', r[0]) + row('product', product[1] || product[0] || '—') +
+      row('status', label('sensor-' + r[3])) + '</table>';
+    if (canReadIot) {
+      html += '<p><a class="cp-link" data-testid="device-link" href="/iot/devices/' + encodeURIComponent(r[0]) + '">' +
+        esc(label('open-device')) + '</a></p>';
+    }
+    showDetail(html);
+  }
+
   api.openTownship = openTownship;
   api.openEvent = openEvent;
+  api.openSensor = function (key) {
+    var found = null;
+    SENSOR_STATES.forEach(function (s) { sensorRows[s].forEach(function (r) { if (r[0] === key) { found = r; } }); });
+    openSensor(found);
+  };
 
   // ------------------------------------------------------------------ replay
 
@@ -415,6 +582,7 @@
   try { initial = JSON.parse(document.getElementById('cp-initial').textContent); } catch (e) { initial = null; }
   initMap().then(function () {
     if (api.snapshot) { drawPoints(api.snapshot.points); }
+    drawSensors(lastSensors);
   }).catch(function (err) {
     if (window.console) { console.error('cockpit map:', err); }
   }).then(function () {
@@ -425,6 +593,7 @@
 
   window.addEventListener('resize', function () {
     Object.keys(charts).forEach(function (k) { if (charts[k]) { charts[k].resize(); } });
+    Object.keys(panelCharts).forEach(function (k) { if (panelCharts[k]) { panelCharts[k].resize(); } });
     if (map) { map.resize(); }
   });
 })();
