@@ -24,7 +24,7 @@ from collections.abc import Callable
 from sqlalchemy.orm import Session
 
 from citybrain.config import Settings
-from citybrain.core import clock, outbox
+from citybrain.core import bus, clock, outbox
 
 from .consumer import BrokerAddress, Consumer
 from .ingest import Ingestor
@@ -36,6 +36,8 @@ log = logging.getLogger("citybrain.iot")
 ROLLUP_EVERY_S = 60
 RETENTION_EVERY_S = 3600
 TICK_EVERY_S = 30
+CHANGED_EVERY_S = 1.0
+IOT_CHANGED = "iot.changed"
 
 
 class IotRuntime:
@@ -52,12 +54,18 @@ class IotRuntime:
         self._stop = threading.Event()
         self._maintenance: threading.Thread | None = None
         self.listeners: list[Callable[[], None]] = []  # called after each committed batch (live pages)
+        self._last_changed = 0.0
 
     def _after_commit(self) -> None:
         if self.relay is not None:
             self.relay.poke()
         else:
             outbox.relay_once(self._sf)
+        now = time.monotonic()
+        if now - self._last_changed >= CHANGED_EVERY_S:
+            # The cockpit recomputes its IoT panels on this (at most once a second).
+            self._last_changed = now
+            bus.publish(IOT_CHANGED, {})
         for listener in list(self.listeners):
             try:
                 listener()
@@ -135,7 +143,8 @@ class IotRuntime:
         try:
             storage = Storage(db.get_bind().engine)
             now_ms = int(clock.now().timestamp() * 1000)
-            storage.ensure_partitions({now_ms // DAY_MS + d for d in (0, 1)})
+            # Days ahead only: today's readings may already sit in the default partition.
+            storage.ensure_partitions({now_ms // DAY_MS + d for d in (1, 2)})
             report = storage.apply_retention(db.connection(), self.directory.products, now_ms=now_ms)
             db.commit()
             if any(report.values()):
