@@ -72,7 +72,7 @@ def test_import_page_dry_run_then_import_with_credentials_once(client, db, iot):
 @pytest.mark.parametrize(("files", "words"), [
     ({"file": ("d.xls", b"\xd0\xcf\x11\xe0" + b"\x00" * 64, "application/vnd.ms-excel")}, "only CSV and XLSX"),
     ({"file": ("d.csv", b"colour,shape\nred,round\n", "text/csv")}, "unknown column"),
-    (None, "Choose a CSV or XLSX file"),
+    (None, "请选择要导入的 CSV 或 XLSX 文件"),  # the UI speaks Chinese by default
 ])
 def test_import_page_refuses_bad_files(client, db, iot, files, words):
     sign_in(client, "cityadmin")
