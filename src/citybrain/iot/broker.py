@@ -1,28 +1,28 @@
-"""The embedded MQTT broker (amqtt 0.12) that devices connect to when no external broker is set.
+"""citybrain's own device-facing MQTT endpoint, used when no external broker is set.
 
-It runs in its own thread with its own asyncio loop and listens on ``settings.mqtt_host`` /
-``settings.mqtt_port`` (18830 by default, never 1883, so it does not collide with a system
-Mosquitto). amqtt speaks MQTT 3.1.1 only: an MQTT 5 CONNECT is answered "unacceptable protocol
-version".
+Devices connect, log in against the registry and publish; every PUBLISH goes straight into the
+ingestion pipeline (``Ingestor.process``) and its **PUBACK is sent only after the batch holding
+it has committed**, so a QoS 1 message the platform acknowledged is never lost. There is no
+broker in between and no internal subscriber.
 
-Who may connect:
+It is an asyncio server in its own thread with its own loop, listening on
+``settings.mqtt_host`` / ``settings.mqtt_port`` (18830 by default, never 1883, so it does not
+collide with a system Mosquitto). It speaks MQTT 3.1.1 and 5.0 (``mqtt_wire``), QoS 0 and 1.
 
-* a device: user name = device key, password = device secret, checked against the registry
-  through ``DeviceDirectory.authenticate`` (unknown, disabled, retired or wrong secret: refused);
-  its MQTT client id must be empty or its key, so one device can never resume another's session;
-* the platform's own ingestion client: a random per-process account (``ingest_credentials``)
-  that may subscribe to ``citybrain/#`` and publish commands; its client ids start with
-  ``citybrain-ingest-``, which no device may use (as key or client id);
-* nobody anonymous.
+Who may connect: a device, user name = device key, password = device secret, checked through
+``DeviceDirectory.authenticate``; its client id must be empty or its key. Nobody anonymous. A
+refused CONNECT changes nothing; an accepted one closes an older connection of the same device
+(its will is not published: the device is back).
 
-What a device may do (checked on every PUBLISH and SUBSCRIBE; refused publishes are dropped):
-publish to ``citybrain/{product}/{key}/telemetry|event|status`` (a gateway also to
-``citybrain/gateway/{key}/telemetry``, which that is for product ``gateway``), subscribe to
-``citybrain/{product}/{key}/command``.
+What a device may do: publish to ``citybrain/{product}/{key}/telemetry|event|status`` (a gateway
+also to ``citybrain/gateway/{key}/telemetry``) and subscribe to ``citybrain/{product}/{key}/command``.
+A publish elsewhere is not ingested; it is recorded as a dead letter (``topic_mismatch``, at most
+``REFUSALS_PER_MINUTE`` per device, the rest only counted) and acknowledged (MQTT 5: reason 0x87).
 
-amqtt authenticates a CONNECT only after it has already deleted or taken over the session of
-the same client id; ``_CheckingBroker`` authenticates first, so a refused connection changes
-nothing.
+Sessions are not kept (every connection starts clean), retained messages are not stored (the
+retain flag is ignored), QoS 2 is refused (3.1.1: the connection is closed; 5.0: DISCONNECT
+0x9B). Commands to devices (``publish_command``) are best effort: delivered when the device is
+connected and subscribed, not queued.
 """
 
 from __future__ import annotations
@@ -30,32 +30,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import threading
-from dataclasses import dataclass, field
-from typing import Any
-
-from amqtt.adapters import ReaderAdapter, StreamReaderAdapter, StreamWriterAdapter
-from amqtt.broker import Broker
-from amqtt.contexts import Action, BrokerConfig, ListenerConfig
-from amqtt.errors import AMQTTError, MQTTError, NoDataError
-from amqtt.mqtt.connack import BAD_USERNAME_PASSWORD, NOT_AUTHORIZED, ConnackPacket
-from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
-from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
-from amqtt.session import Session
-from amqtt.utils import gen_client_id
+import time
+from dataclasses import dataclass
 
 from citybrain.config import Settings
 
-from .ingest import GATEWAY_SEGMENT, KINDS, TOPIC_ROOT
+from . import mqtt_wire as w
+from .ingest import GATEWAY_SEGMENT, KINDS, TOPIC_ROOT, Ingestor, Message, store_batch
 from .registry import GATEWAY_PRODUCT, DeviceDirectory
 
 log = logging.getLogger("citybrain.iot.broker")
 
-_GRANT = "citybrain.grant"  # key in amqtt's Session.attributes
-INGEST_USER_PREFIX = "citybrain-ingest-"
-# amqtt gives a client that sent an empty client id "amqtt/<random>"; no device key has a "/".
-_GENERATED_ID = "amqtt/"
+CONNECT_TIMEOUT_S = 10.0  # a socket that sends no CONNECT within this is closed
+REFUSALS_PER_MINUTE = 10  # topic_mismatch dead letters per device and minute; the rest are counted
+MAX_PENDING = 10_000  # messages held for ingestion before the server stops reading sockets
+MAX_WRITE_BUFFER = 4 * 1024 * 1024  # a client that does not read its acks is closed
+WATCH_EVERY_S = 0.25
 
 
 class BrokerStartError(RuntimeError):
@@ -64,232 +55,305 @@ class BrokerStartError(RuntimeError):
 
 @dataclass(frozen=True)
 class Grant:
-    """What one authenticated connection may do."""
+    """What one authenticated device may do."""
 
-    who: str
-    publish: frozenset[str] = frozenset()  # exact topics
-    subscribe: frozenset[str] = frozenset()  # exact filters
-    ingest: bool = False
+    key: str
+    publish: frozenset[str]  # exact topics
+    command: str  # the one filter it may subscribe to
 
 
-def _device_grant(key: str, product: str) -> Grant:
+def device_grant(key: str, product: str) -> Grant:
     base = f"{TOPIC_ROOT}/{product}/{key}"
     publish = {f"{base}/{kind}" for kind in KINDS}
     if product == GATEWAY_PRODUCT:
         publish.add(f"{TOPIC_ROOT}/{GATEWAY_SEGMENT}/{key}/telemetry")
-    return Grant(who=key, publish=frozenset(publish), subscribe=frozenset({f"{base}/command"}))
+    return Grant(key, frozenset(publish), f"{base}/command")
 
 
-def _ingest_may_publish(topic: str) -> bool:
-    parts = topic.split("/")
-    return len(parts) == 4 and parts[0] == TOPIC_ROOT and parts[3] == "command" and all(parts)
+# A batch entry: (connection, packet id or 0 for QoS 0, message, refused topic).
+_Entry = tuple["_Connection | None", int, "Message | None", bool]
+
+_NEW, _AUTH, _ONLINE, _GONE = range(4)
 
 
-def _ingest_may_subscribe(topic_filter: str) -> bool:
-    return topic_filter == f"{TOPIC_ROOT}/#" or topic_filter.startswith(f"{TOPIC_ROOT}/")
+class _Connection(asyncio.Protocol):
+    """One device socket: frames packets out of the byte stream and answers them."""
 
+    def __init__(self, broker: EmbeddedBroker) -> None:
+        self.broker = broker
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray()
+        self.state = _NEW
+        self.level = w.MQTT311
+        self.grant: Grant | None = None
+        self.keepalive = 0
+        self.will: w.Will | None = None
+        self.last_rx = self.opened = time.monotonic()
+        self.subscribed_qos: int | None = None
+        self.client_max_packet = 0
+        self.publish_will = True
+        self._next_id = 0
+        self.peer = ""
 
-class _Gate:
-    """Authentication and topic checks shared by the two amqtt plugins of one broker."""
+    # --- asyncio callbacks ----------------------------------------------------------------------
 
-    def __init__(self, directory: DeviceDirectory, ingest_user: str, ingest_password: str) -> None:
-        self.directory = directory
-        self.ingest_user = ingest_user
-        self.ingest_password = ingest_password
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.broker.connections.add(self)
+        if self.broker.paused:
+            transport.pause_reading()
 
-    def check(self, username: str | None, password: str | None, client_id: str | None) -> tuple[Grant | None, int]:
-        """(grant, 0) or (None, CONNACK return code)."""
-        if not username:
-            return None, NOT_AUTHORIZED
-        password = password or ""
-        if username == self.ingest_user:
-            if not secrets.compare_digest(password.encode(), self.ingest_password.encode()):
-                return None, BAD_USERNAME_PASSWORD
-            return Grant(who=username, ingest=True), 0
-        if username.startswith(INGEST_USER_PREFIX) or (client_id or "").startswith(INGEST_USER_PREFIX):
-            return None, NOT_AUTHORIZED  # never a device: it could take over the ingestion session
-        info = self.directory.authenticate(username, password)
-        if info is None:
-            return None, BAD_USERNAME_PASSWORD
-        if client_id and client_id != info.key and not client_id.startswith(_GENERATED_ID):
-            return None, NOT_AUTHORIZED
-        return _device_grant(info.key, info.product), 0
+    def data_received(self, data: bytes) -> None:
+        self.last_rx = time.monotonic()
+        self.buf += data
+        try:
+            self._parse()
+        except w.MalformedPacket as exc:
+            self.abort(exc.reason, str(exc))
+        except Exception:  # noqa: BLE001 - one bad connection never takes the server down
+            log.exception("MQTT connection %s failed", self.peer)
+            self.abort(w.RC_UNSPECIFIED, "internal error")
 
-    @staticmethod
-    def allowed(session: Session | None, topic: str | None, action: Action | None) -> bool:
-        grant: Grant | None = session.attributes.get(_GRANT) if session is not None else None
-        if grant is None or not topic:
-            return False
-        if action == Action.RECEIVE:
-            return True  # what a session receives was checked when it subscribed
-        if action == Action.PUBLISH:
-            return _ingest_may_publish(topic) if grant.ingest else topic in grant.publish
-        if action == Action.SUBSCRIBE:
-            return _ingest_may_subscribe(topic) if grant.ingest else topic in grant.subscribe
-        return False
+    def connection_lost(self, exc: Exception | None) -> None:
+        online = self.state == _ONLINE
+        self.state = _GONE
+        self.broker.connections.discard(self)
+        if self.grant is not None and self.broker.sessions.get(self.grant.key) is self:
+            del self.broker.sessions[self.grant.key]
+        if online and self.will is not None and self.publish_will and not self.broker.stopping:
+            self.broker.ingest_will(self, self.will)
 
+    # --- framing --------------------------------------------------------------------------------
 
-class RegistryAuthPlugin(BaseAuthPlugin):
-    """amqtt auth plugin: devices against the registry, plus the ingestion account."""
+    def _parse(self) -> None:
+        buf, pos, limit = self.buf, 0, self.broker.max_packet
+        try:
+            while self.state in (_NEW, _ONLINE) and self.transport is not None and not self.transport.is_closing():
+                if self.state == _NEW and pos < len(buf) and buf[pos] != w.CONNECT << 4:
+                    raise w.MalformedPacket("the first packet is not a CONNECT", w.RC_PROTOCOL_ERROR)
+                head = w.frame_header(buf, pos)
+                if head is None:
+                    break
+                first, length, body_at = head
+                if body_at - pos + length > limit:
+                    raise w.MalformedPacket(f"a packet of {body_at - pos + length} bytes is over the "
+                                            f"{limit}-byte limit", w.RC_PACKET_TOO_LARGE)
+                end = body_at + length
+                if len(buf) < end:
+                    break
+                body = bytes(buf[body_at:end])
+                pos = end
+                self._dispatch(first >> 4, first & 0x0F, body)
+        finally:
+            del buf[:pos]
+        if self.state == _AUTH and len(buf) > 4 * limit:
+            raise w.MalformedPacket("too much data before the CONNACK", w.RC_PROTOCOL_ERROR)
 
-    @dataclass
-    class Config:
-        gate: Any = None
+    def _dispatch(self, kind: int, flags: int, body: bytes) -> None:
+        if self.state == _NEW:
+            if kind != w.CONNECT:
+                raise w.MalformedPacket("the first packet is not a CONNECT", w.RC_PROTOCOL_ERROR)
+            try:
+                connect = w.decode_connect(flags, body)
+            except w.UnsupportedVersion as exc:
+                # Answered in the client's own version where it is one we could speak.
+                self.send(w.connack(w.MQTT5, w.RC_UNSUPPORTED_VERSION) if exc.level >= w.MQTT5
+                          else w.connack(w.MQTT311, w.V3_BAD_VERSION))
+                self.close()
+                return
+            self.level = connect.level
+            self.state = _AUTH
+            self.broker.spawn(self._login(connect))
+            return
+        if kind == w.PUBLISH:
+            self._publish(w.decode_publish(flags, body, self.level))
+        elif kind == w.PUBACK:
+            w.decode_puback(body)  # a command delivered; commands are best effort, nothing to do
+        elif kind == w.PINGREQ:
+            self.send(w.PINGRESP_PACKET)
+        elif kind == w.SUBSCRIBE:
+            self._subscribe(*w.decode_subscribe(flags, body, self.level))
+        elif kind == w.UNSUBSCRIBE:
+            self._unsubscribe(*w.decode_unsubscribe(flags, body, self.level))
+        elif kind == w.DISCONNECT:
+            if flags:
+                raise w.MalformedPacket("DISCONNECT flags must be 0")
+            reason = w.decode_disconnect(body, self.level)
+            self.publish_will = reason == w.RC_DISCONNECT_WITH_WILL
+            self.close()
+        else:
+            raise w.MalformedPacket(f"packet type {kind} is not accepted here", w.RC_PROTOCOL_ERROR)
 
-    async def authenticate(self, *, session: Session) -> bool:
-        gate: _Gate = self.config.gate
-        grant, _code = await asyncio.to_thread(gate.check, session.username, session.password, session.client_id)
+    # --- packets --------------------------------------------------------------------------------
+
+    async def _login(self, connect: w.Connect) -> None:
+        v5 = connect.level == w.MQTT5
+        code, grant = await self._check_login(connect)
+        if self.state != _AUTH:
+            return  # the socket went away meanwhile
         if grant is None:
-            session.attributes.pop(_GRANT, None)
+            log.info("MQTT connection refused", extra={"client": connect.username, "address": self.peer,
+                                                       "code": code})
+            self.send(w.connack(connect.level, code))
+            self.close()
+            return
+        old = self.broker.sessions.get(grant.key)
+        if old is not None and old is not self:
+            old.publish_will = False
+            old.abort(w.RC_TAKEN_OVER, "another connection of this device logged in")
+        self.broker.sessions[grant.key] = self
+        self.grant, self.keepalive, self.will = grant, connect.keepalive, connect.will
+        self.state = _ONLINE
+        props = {}
+        if v5:
+            self.client_max_packet = connect.properties.get(w.PROP_MAXIMUM_PACKET_SIZE, 0)
+            props = {w.PROP_MAXIMUM_PACKET_SIZE: self.broker.max_packet, w.PROP_MAXIMUM_QOS: 1,
+                     w.PROP_WILDCARD_AVAILABLE: 0, w.PROP_SUBSCRIPTION_IDS_AVAILABLE: 0, w.PROP_SHARED_AVAILABLE: 0}
+            if connect.properties.get(w.PROP_SESSION_EXPIRY):
+                props[w.PROP_SESSION_EXPIRY] = 0  # sessions are not kept
+            if not connect.client_id:
+                props[w.PROP_ASSIGNED_CLIENT_ID] = grant.key
+        self.send(w.connack(connect.level, w.V3_ACCEPTED, props))
+        self.last_rx = time.monotonic()
+        if self.buf:
+            self.data_received(b"")
+
+    async def _check_login(self, connect: w.Connect) -> tuple[int, Grant | None]:
+        v5 = connect.level == w.MQTT5
+        if v5 and w.PROP_AUTH_METHOD in connect.properties:
+            return w.RC_BAD_AUTH_METHOD, None
+        if not connect.username:
+            return (w.RC_NOT_AUTHORIZED if v5 else w.V3_NOT_AUTHORIZED), None
+        try:
+            secret = (connect.password or b"").decode("utf-8")
+        except UnicodeDecodeError:
+            return (w.RC_BAD_LOGIN if v5 else w.V3_BAD_LOGIN), None
+        try:
+            info = await asyncio.to_thread(self.broker.directory.authenticate, connect.username, secret)
+        except Exception:  # noqa: BLE001 - registry unreachable: "server unavailable", the device retries
+            log.exception("MQTT login of %s could not be checked", connect.username[:64])
+            return (0x88 if v5 else 3), None
+        if info is None:
+            return (w.RC_BAD_LOGIN if v5 else w.V3_BAD_LOGIN), None
+        if connect.client_id and connect.client_id != info.key:
+            return (w.RC_NOT_AUTHORIZED if v5 else w.V3_NOT_AUTHORIZED), None
+        if v5 and connect.will is not None and connect.will.qos == 2:
+            return w.RC_QOS_NOT_SUPPORTED, None
+        return 0, device_grant(info.key, info.product)
+
+    def _publish(self, p: w.Publish) -> None:
+        assert self.grant is not None
+        if p.qos == 2:
+            raise w.MalformedPacket("QoS 2 is not supported", w.RC_QOS_NOT_SUPPORTED)
+        message = Message(p.topic, p.payload, int(time.time() * 1000), "mqtt", self.grant.key)
+        if p.topic in self.grant.publish:
+            self.broker.enqueue((self, p.packet_id, message, False))
+        else:
+            recorded = self.broker.may_record_refusal(self.grant.key)
+            if recorded or p.qos:
+                self.broker.enqueue((self, p.packet_id, message if recorded else None, True))
+
+    def _subscribe(self, packet_id: int, filters: list[tuple[str, int]]) -> None:
+        assert self.grant is not None
+        refused = w.RC_NOT_AUTHORIZED if self.level == w.MQTT5 else 0x80
+        codes = []
+        for topic_filter, qos in filters:
+            if topic_filter == self.grant.command:
+                self.subscribed_qos = min(qos, 1)
+                codes.append(self.subscribed_qos)
+            else:
+                codes.append(refused)
+        self.send(w.suback(packet_id, self.level, codes))
+
+    def _unsubscribe(self, packet_id: int, filters: list[str]) -> None:
+        assert self.grant is not None
+        codes = []
+        for topic_filter in filters:
+            mine = topic_filter == self.grant.command and self.subscribed_qos is not None
+            codes.append(w.RC_SUCCESS if mine else w.RC_NO_SUBSCRIPTION)
+            if mine:
+                self.subscribed_qos = None
+        self.send(w.unsuback(packet_id, self.level, codes))
+
+    def command(self, payload: bytes, qos: int) -> bool:
+        if self.state != _ONLINE or self.subscribed_qos is None or self.grant is None:
             return False
-        session.attributes[_GRANT] = grant
+        qos = min(qos, self.subscribed_qos)
+        if qos:
+            self._next_id = self._next_id % 0xFFFF + 1
+        data = w.publish(self.grant.command, payload, qos, self._next_id, self.level)
+        if self.client_max_packet and len(data) > self.client_max_packet:
+            return False
+        self.send(data)
         return True
 
+    # --- output and closing ---------------------------------------------------------------------
 
-class TopicGrantPlugin(BaseTopicPlugin):
-    """amqtt topic plugin: a connection publishes and subscribes only where its grant says."""
-
-    @dataclass
-    class Config:
-        gate: Any = field(default=None)
-
-    async def topic_filtering(self, *, session: Session | None = None, topic: str | None = None,
-                              action: Action | None = None) -> bool:
-        allowed = _Gate.allowed(session, topic, action)
-        if not allowed and action != Action.RECEIVE:
-            log.info("mqtt %s refused", action, extra={"client": session.username if session else None,
-                                                        "topic": topic})
-        return allowed
-
-
-class _PrefixedReader(ReaderAdapter):
-    """A stream reader with bytes already read put back in front."""
-
-    def __init__(self, prefix: bytes, inner: ReaderAdapter) -> None:
-        self._prefix = prefix
-        self._inner = inner
-
-    async def read(self, n: int = -1) -> bytes:
-        if not self._prefix:
-            return await self._inner.read(n)
-        if n == -1:
-            head, self._prefix = self._prefix, b""
-            return head + await self._inner.read(-1)
-        head, self._prefix = self._prefix[:n], self._prefix[n:]
-        return head + (await self._inner.read(n - len(head)) if n > len(head) else b"")
-
-    def feed_eof(self) -> None:
-        self._inner.feed_eof()
-
-
-# An MQTT 5 CONNACK: no session present, reason 0x84 "unsupported protocol version", no properties.
-_MQTT5_UNSUPPORTED = bytes([0x20, 0x03, 0x00, 0x84, 0x00])
-
-
-class _CheckingBroker(Broker):
-    """amqtt's broker, with the CONNECT authenticated before any session is deleted or taken over,
-    and MQTT 5 clients told at once that their version is not supported (amqtt would wait for more
-    bytes and leave them hanging until their timeout).
-
-    The body of ``_initialize_client_session`` after the authentication is amqtt 0.12.1's.
-    """
-
-    gate: _Gate
-
-    async def stream_connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                               listener_name: str) -> None:
-        try:
-            head = await reader.readexactly(2)
-            while head[-1] & 0x80 and len(head) < 5:  # remaining-length varint
-                head += await reader.readexactly(1)
-            head += await reader.readexactly(7)  # protocol name (2 + 4 bytes) and level
-        except (asyncio.IncompleteReadError, ConnectionError):
-            writer.close()
+    def send(self, data: bytes) -> None:
+        if self.transport is None or self.transport.is_closing():
             return
-        if head[0] >> 4 == 1 and head[-7:-1] == b"\x00\x04MQTT" and head[-1] == 5:
-            writer.write(_MQTT5_UNSUPPORTED)
-            with contextlib.suppress(ConnectionError):
-                await writer.drain()
-            writer.close()
+        self.transport.write(data)
+        if self.transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
+            log.warning("MQTT client %s does not read; closing", self.peer)
+            self.transport.abort()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self, reason: int, why: str) -> None:
+        """Close for a protocol reason; MQTT 5 clients are told why with a DISCONNECT."""
+        if self.transport is None or self.transport.is_closing():
             return
-        await self._client_connected(listener_name, _PrefixedReader(head, StreamReaderAdapter(reader)),
-                                     StreamWriterAdapter(writer))
-
-    async def _initialize_client_session(self, reader: Any, writer: Any, remote_address: str,
-                                         remote_port: int) -> tuple[BrokerProtocolHandler, Session]:
-        try:
-            handler, client_session = await BrokerProtocolHandler.init_from_connect(
-                reader, writer, self.plugins_manager)
-        except (AMQTTError, NoDataError) as exc:
-            raise AMQTTError(exc) from exc
-        except MQTTError as exc:
-            await writer.close()
-            raise MQTTError(exc) from exc
-        grant, code = await asyncio.to_thread(self.gate.check, client_session.username, client_session.password,
-                                              client_session.client_id)
-        if grant is None:
-            log.info("mqtt connection refused", extra={"client": client_session.username,
-                                                        "address": remote_address, "code": code})
-            await ConnackPacket.build(0, code).to_stream(writer)
-            await writer.close()
-            raise AMQTTError(f"connection from {remote_address}:{remote_port} refused (code {code})")
-
-        if client_session.clean_session:
-            if client_session.client_id:
-                await self._delete_session(client_session.client_id)
-            else:
-                client_session.client_id = gen_client_id()
-            client_session.parent = 0
-        elif client_session.client_id in self._sessions:
-            existing, _ = self._sessions[client_session.client_id]
-            for name in ("will_flag", "will_message", "will_topic", "will_qos", "keep_alive", "username",
-                         "password"):
-                setattr(existing, name, getattr(client_session, name))
-            client_session = existing
-            client_session.parent = 1
-        else:
-            client_session.parent = 0
-        delay = self.config.get("timeout-disconnect-delay", 0)
-        if client_session.keep_alive > 0 and isinstance(delay, int):
-            client_session.keep_alive += delay
-        return handler, client_session
+        log.info("closing MQTT connection %s (%s): %s", self.peer, self.grant.key if self.grant else "-", why)
+        if self.level == w.MQTT5 and self.state == _ONLINE:
+            self.send(w.disconnect(reason, why[:200]))
+        if self.state == _AUTH:
+            self.state = _GONE
+        self.transport.close()
 
 
 class EmbeddedBroker:
-    """``start()`` runs the broker in a thread and returns once it listens; ``stop()`` ends it."""
+    """``start()`` serves in a thread and returns once listening; ``stop()`` stores and acknowledges
+    what it holds, then closes the connections."""
 
-    def __init__(self, settings: Settings, directory: DeviceDirectory) -> None:
+    def __init__(self, settings: Settings, directory: DeviceDirectory, ingestor: Ingestor, *,
+                 max_batch: int = 2000, linger_s: float = 0.02) -> None:
         self.host = settings.mqtt_host
         self.port = settings.mqtt_port
-        self._gate = _Gate(directory, INGEST_USER_PREFIX + secrets.token_hex(6), secrets.token_urlsafe(24))
+        self.directory = directory
+        self.ingestor = ingestor
+        self.max_packet = settings.iot_max_payload_kb * 1024 + 1024
+        self.max_batch = max_batch
+        self.linger = linger_s
+        self.connections: set[_Connection] = set()
+        self.sessions: dict[str, _Connection] = {}  # device key → its live connection
+        self.paused = False
+        self.stopping = False
+        self.refusals_dropped = 0
+        self._refusals: dict[str, list[float]] = {}  # key → [window start, count]
+        self._pending: list[_Entry] = []
+        self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._broker: _CheckingBroker | None = None
         self._ready = threading.Event()
+        self._give_up = threading.Event()
         self._error: BaseException | None = None
         self._stopped: asyncio.Event | None = None
-
-    @property
-    def ingest_credentials(self) -> tuple[str, str]:
-        """(username, password) of the platform's own ingestion client."""
-        return self._gate.ingest_user, self._gate.ingest_password
+        self._arrived: asyncio.Event | None = None
 
     @property
     def url(self) -> str:
         return f"mqtt://{self.host}:{self.port}"
 
-    def _config(self) -> BrokerConfig:
-        return BrokerConfig(
-            listeners={"default": ListenerConfig(bind=f"{self.host}:{self.port}")},
-            plugins={f"{__name__}.RegistryAuthPlugin": {"gate": self._gate},
-                     f"{__name__}.TopicGrantPlugin": {"gate": self._gate}},
-        )
+    # --- lifecycle (other threads) ----------------------------------------------------------------
 
     def start(self, timeout: float = 15.0) -> EmbeddedBroker:
         if self._thread is not None:
             raise RuntimeError("the embedded broker is already started")
-        if logging.getLogger("amqtt").level == logging.NOTSET:
-            logging.getLogger("amqtt").setLevel(logging.WARNING)  # one INFO line per connection otherwise
         self._thread = threading.Thread(target=self._run, name="citybrain-mqtt-broker", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout):
@@ -303,6 +367,44 @@ class EmbeddedBroker:
         log.info("embedded MQTT broker listening", extra={"host": self.host, "port": self.port})
         return self
 
+    def stop(self, timeout: float = 30.0) -> None:
+        """Store and acknowledge what is held (giving up after ``timeout`` if the database is down:
+        then those messages stay unacknowledged), then close every connection."""
+        if self._thread is None:
+            return
+        if self._loop is not None and self._stopped is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._stopped.set)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._give_up.set()
+            self._thread.join(15)
+        self._thread = None
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def publish_command(self, device_key: str, payload: bytes, qos: int = 1) -> bool:
+        """Send ``payload`` to the device's command topic now. Best effort: True when the device
+        was connected and subscribed and the packet was written; nothing is queued for later."""
+        loop = self._loop
+        if loop is None or loop.is_closed() or self.stopping:
+            return False
+
+        async def deliver() -> bool:
+            conn = self.sessions.get(device_key)
+            return conn is not None and conn.command(payload, max(0, min(qos, 1)))
+
+        try:
+            return asyncio.run_coroutine_threadsafe(deliver(), loop).result(timeout=5)
+        except (RuntimeError, TimeoutError):
+            return False
+
+    # --- the server's loop ------------------------------------------------------------------------
+
     def _run(self) -> None:
         loop = self._loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
@@ -312,32 +414,140 @@ class EmbeddedBroker:
             loop.close()
 
     async def _serve(self) -> None:
+        loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
+        self._arrived = asyncio.Event()
         try:
-            self._broker = _CheckingBroker(self._config(), loop=asyncio.get_running_loop())
-            self._broker.gate = self._gate
-            await self._broker.start()
+            server = await loop.create_server(lambda: _Connection(self), self.host, self.port)
         except BaseException as exc:  # noqa: BLE001 - reported to start()'s caller
-            self._error = exc.__cause__ or exc
+            self._error = exc
             self._ready.set()
             return
+        batcher = asyncio.create_task(self._batch_loop())
+        watchdog = asyncio.create_task(self._watch())
         self._ready.set()
         await self._stopped.wait()
-        try:
-            await self._broker.shutdown()
-        except Exception:  # noqa: BLE001
-            log.exception("embedded MQTT broker shutdown failed")
+        self.stopping = True
+        server.close()
+        for conn in list(self.connections):
+            if conn.transport is not None:
+                conn.transport.pause_reading()  # take no more; store what we hold
+        self._arrived.set()
+        await batcher
+        watchdog.cancel()
+        for conn in list(self.connections):
+            conn.publish_will = False
+            conn.abort(w.RC_SHUTTING_DOWN, "the server is shutting down")
+        await asyncio.sleep(0.05)  # let the transports flush and close
+        for task in list(self._tasks):
+            task.cancel()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        if self._thread is None:
-            return
-        if self._loop is not None and self._stopped is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._stopped.set)
-        self._thread.join(timeout)
-        self._thread = None
+    def spawn(self, coro) -> None:  # noqa: ANN001
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-    def __enter__(self) -> EmbeddedBroker:
-        return self.start()
+    async def _watch(self) -> None:
+        """Close sockets that never sent a CONNECT and devices silent for 1.5 × their keep-alive."""
+        while True:
+            await asyncio.sleep(WATCH_EVERY_S)
+            if self.paused:
+                continue  # we stopped reading them: their silence is ours
+            now = time.monotonic()
+            for conn in list(self.connections):
+                if conn.state == _NEW and now - conn.opened > CONNECT_TIMEOUT_S:
+                    conn.abort(w.RC_PROTOCOL_ERROR, "no CONNECT")
+                elif conn.state == _ONLINE and conn.keepalive and now - conn.last_rx > 1.5 * conn.keepalive:
+                    conn.abort(w.RC_KEEPALIVE_TIMEOUT, f"silent for {now - conn.last_rx:.1f} s, keep-alive "
+                               f"{conn.keepalive} s")
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    # --- ingestion --------------------------------------------------------------------------------
+
+    def enqueue(self, entry: _Entry) -> None:
+        self._pending.append(entry)
+        assert self._arrived is not None
+        self._arrived.set()
+        if len(self._pending) >= MAX_PENDING and not self.paused:
+            self.paused = True
+            for conn in self.connections:
+                if conn.transport is not None:
+                    conn.transport.pause_reading()
+
+    def _resume(self) -> None:
+        if self.paused and len(self._pending) < self.max_batch and not self.stopping:
+            self.paused = False
+            now = time.monotonic()
+            for conn in self.connections:
+                conn.last_rx = max(conn.last_rx, now)
+                if conn.transport is not None and not conn.transport.is_closing():
+                    conn.transport.resume_reading()
+
+    def ingest_will(self, conn: _Connection, will: w.Will) -> None:
+        assert conn.grant is not None
+        if will.topic in conn.grant.publish:
+            self.enqueue((None, 0, Message(will.topic, will.payload, int(time.time() * 1000), "mqtt",
+                                           conn.grant.key), False))
+        else:
+            log.info("will of %s on %s not ingested: not its topic", conn.grant.key, will.topic[:200])
+
+    def may_record_refusal(self, key: str) -> bool:
+        now = time.monotonic()
+        window = self._refusals.get(key)
+        if window is None or now - window[0] >= 60:
+            if len(self._refusals) > 10_000:
+                self._refusals.clear()
+            window = self._refusals[key] = [now, 0]
+        window[1] += 1
+        if window[1] <= REFUSALS_PER_MINUTE:
+            return True
+        self.refusals_dropped += 1
+        with self.ingestor.stats.lock:
+            self.ingestor.stats.messages += 1
+            self.ingestor.stats.refused["topic_mismatch"] += 1
+        return False
+
+    async def _batch_loop(self) -> None:
+        assert self._arrived is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._pending:
+                if self.stopping:
+                    return
+                await self._arrived.wait()
+                self._arrived.clear()
+                continue
+            if len(self._pending) < self.max_batch and not self.stopping:
+                await asyncio.sleep(self.linger)
+            batch, self._pending = self._pending[:self.max_batch], self._pending[self.max_batch:]
+            self._resume()
+            try:
+                stored = await loop.run_in_executor(None, self._store, batch)
+            except Exception:  # noqa: BLE001 - the batcher must survive; nothing of the batch is acknowledged
+                log.exception("storing a batch of %d MQTT messages failed", len(batch))
+                stored = False
+            if not stored:
+                return  # stop() gave up on an unreachable database
+            self._acknowledge(batch)
+
+    def _store(self, batch: list[_Entry]) -> bool:
+        accepted = [m for _c, _p, m, refused in batch if m is not None and not refused]
+        if accepted and not store_batch(self.ingestor, accepted, give_up=self._give_up):
+            return False
+        for _conn, _pid, message, refused in batch:
+            if refused and message is not None:
+                try:
+                    self.ingestor.refuse(message, "topic_mismatch", f"{message.auth_key!r} may not publish to "
+                                         f"{message.topic[:200]!r}", message.auth_key)
+                except Exception:  # noqa: BLE001 - the message is refused anyway; only its record is lost
+                    log.exception("recording a refused MQTT publish failed")
+        return True
+
+    @staticmethod
+    def _acknowledge(batch: list[_Entry]) -> None:
+        out: dict[_Connection, bytearray] = {}
+        for conn, packet_id, _message, refused in batch:
+            if packet_id and conn is not None and conn.state == _ONLINE:
+                reason = w.RC_NOT_AUTHORIZED if refused else w.RC_SUCCESS
+                out.setdefault(conn, bytearray()).extend(w.puback(packet_id, conn.level, reason))
+        for conn, data in out.items():
+            conn.send(bytes(data))

@@ -8,7 +8,8 @@ and delivers it again when the worker reconnects; the (device, ts) key stores it
 external broker the workers subscribe through a shared subscription
 (``$share/<group>/citybrain/+/+/+``) so the broker splits the messages between them; MQTT 5's
 Receive Maximum is raised to 65,535 so the broker keeps many messages in flight while a batch is
-being written. The embedded broker speaks MQTT 3.1.1.
+being written. (Without an external broker there is no consumer: citybrain's own MQTT endpoint,
+``broker.EmbeddedBroker``, ingests what devices publish.)
 
 Each message's handler waits for the batch it joined; the batcher takes up to ``max_batch``
 messages (or what arrived within ``linger_s``) and stores them in a thread. gmqtt was chosen over
@@ -30,9 +31,8 @@ from urllib.parse import unquote, urlsplit
 
 from gmqtt import Client as MqttClient
 from gmqtt.mqtt.constants import MQTTv50, MQTTv311
-from sqlalchemy.exc import InterfaceError, OperationalError
 
-from .ingest import TOPIC_ROOT, Ingestor, Message
+from .ingest import TOPIC_ROOT, Ingestor, Message, store_batch
 
 log = logging.getLogger("citybrain.iot.consumer")
 logging.getLogger("gmqtt").setLevel(logging.WARNING)
@@ -177,28 +177,4 @@ class Consumer:
                 self.on_batch(len(batch))
 
     def _store(self, messages: list[Message]) -> None:
-        """Store a batch, retrying while the database is unreachable. A batch that fails for another
-        reason (a message no check foresaw) is split, and a single message that still cannot be
-        stored goes to the dead-letter store: one poisoned message never stalls ingestion."""
-        delay = 0.5
-        while True:
-            try:
-                self.ingestor.process(messages)
-                return
-            except (OperationalError, InterfaceError):
-                log.exception("database unavailable storing %d messages; retrying in %.1f s", len(messages), delay)
-            except Exception as exc:  # noqa: BLE001 - isolate the message that fails
-                if len(messages) > 1:
-                    log.warning("a batch of %d messages failed (%s); storing them one by one", len(messages), exc)
-                    half = len(messages) // 2
-                    self._store(messages[:half])
-                    self._store(messages[half:])
-                    return
-                try:
-                    self.ingestor.refuse(messages[0], "storage_error", f"{type(exc).__name__}: {exc}"[:400])
-                    log.error("message on %s could not be stored: %s", messages[0].topic[:200], exc)
-                    return
-                except (OperationalError, InterfaceError):
-                    log.exception("database unavailable; retrying in %.1f s", delay)
-            time.sleep(delay)
-            delay = min(delay * 2, 10.0)
+        store_batch(self.ingestor, messages)

@@ -18,6 +18,7 @@ Only after the commit does the transport acknowledge the messages (MQTT PUBACK, 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import Counter, deque
@@ -28,6 +29,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import func, insert, select
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from citybrain.core import clock
@@ -45,6 +47,8 @@ from .thingmodel import PayloadError, Product
 TOPIC_ROOT = "citybrain"
 GATEWAY_SEGMENT = "gateway"
 KINDS = ("telemetry", "event", "status")
+
+log = logging.getLogger("citybrain.iot.ingest")
 
 
 @dataclass(slots=True)
@@ -442,3 +446,37 @@ def _event_ts(raw: Any, received: datetime, max_future: timedelta, key: str) -> 
     if ts > received + max_future:
         raise _Refused("future_timestamp", f"ts {ts.isoformat()} is in the future", key)
     return int(ts.timestamp() * 1000)
+
+
+def store_batch(ingestor: Ingestor, messages: list[Message], *, give_up: threading.Event | None = None) -> bool:
+    """Store a batch for a transport that acknowledges after commit (MQTT consumer, embedded broker).
+
+    Retries while the database is unreachable (with back-off, until ``give_up`` is set: then
+    returns False and nothing may be acknowledged). A batch that fails for another reason (a
+    message no check foresaw) is split, and a single message that still cannot be stored goes to
+    the dead-letter store: one poisoned message never stalls ingestion. True once all is stored.
+    """
+    delay = 0.5
+    while True:
+        try:
+            ingestor.process(messages)
+            return True
+        except (OperationalError, InterfaceError):
+            log.exception("database unavailable storing %d messages; retrying in %.1f s", len(messages), delay)
+        except Exception as exc:  # noqa: BLE001 - isolate the message that fails
+            if len(messages) > 1:
+                log.warning("a batch of %d messages failed (%s); storing them one by one", len(messages), exc)
+                half = len(messages) // 2
+                return (store_batch(ingestor, messages[:half], give_up=give_up)
+                        and store_batch(ingestor, messages[half:], give_up=give_up))
+            try:
+                ingestor.refuse(messages[0], "storage_error", f"{type(exc).__name__}: {exc}"[:400])
+                log.error("message on %s could not be stored: %s", messages[0].topic[:200], exc)
+                return True
+            except (OperationalError, InterfaceError):
+                log.exception("database unavailable; retrying in %.1f s", delay)
+        if give_up is not None and give_up.wait(delay):
+            return False
+        if give_up is None:
+            time.sleep(delay)
+        delay = min(delay * 2, 10.0)

@@ -4,9 +4,9 @@
 (HTTP ingestion and NGSI-LD upserts use them). With ``CITYBRAIN_INGEST_ENABLED`` (the default
 for ``serve``) it also runs:
 
-- the embedded MQTT broker (``broker.EmbeddedBroker``) unless ``CITYBRAIN_MQTT_URL`` names an
-  external one;
-- one MQTT ingestion worker (``consumer.Consumer``) — more run as ``citybrain ingest``;
+- the embedded MQTT endpoint (``broker.EmbeddedBroker``, which ingests what devices publish)
+  unless ``CITYBRAIN_MQTT_URL`` names an external broker; then one MQTT ingestion worker
+  (``consumer.Consumer``) on it — more run as ``citybrain ingest``;
 - the outbox relay thread (alarms → events) and the maintenance thread: no-data rules every
   30 s, rollups every minute, retention and partitions every hour.
 
@@ -16,7 +16,6 @@ Without it (tests, tools) the outbox is relayed inline after each ingested batch
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -80,20 +79,16 @@ class IotRuntime:
         self.relay = outbox.Relay(self._sf)
         self.relay.start()
         if self.settings.mqtt_url:
-            address = BrokerAddress.parse(self.settings.mqtt_url)
             group = self.settings.mqtt_share_group
+            self.consumer = Consumer(self.ingestor, BrokerAddress.parse(self.settings.mqtt_url),
+                                     client_id=f"citybrain-{group}-serve", share_group=group)
+            self.consumer.start(wait_s=5)
         else:
             from .broker import EmbeddedBroker
 
-            self.broker = EmbeddedBroker(self.settings, self.directory)
+            # Devices connect to citybrain itself; it ingests their messages directly.
+            self.broker = EmbeddedBroker(self.settings, self.directory, self.ingestor)
             self.broker.start()
-            user, password = self.broker.ingest_credentials
-            address = BrokerAddress(self.settings.mqtt_host, self.settings.mqtt_port, user, password)
-            group = None
-        self.consumer = Consumer(self.ingestor, address, client_id=f"citybrain-ingest-{os.getpid()}-serve"
-                                 if not self.settings.mqtt_url else f"citybrain-{group}-serve", share_group=group,
-                                 mqtt5=bool(self.settings.mqtt_url))  # the embedded broker speaks 3.1.1
-        self.consumer.start(wait_s=5)
         self._maintenance = threading.Thread(target=self._maintain, name="citybrain-iot-maintenance", daemon=True)
         self._maintenance.start()
 
