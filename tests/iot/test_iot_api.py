@@ -453,12 +453,10 @@ def test_dead_letters_with_counts(client, db, as_, frozen_clock):
 
 def test_history_of_a_property(client, db, engine, as_, frozen_clock):
     from citybrain.iot.models import Telemetry
-    from citybrain.iot.storage import DAY_MS, Storage
 
     device = register(client, as_, db)
     row = db.scalar(select(Device).where(Device.key == device["key"]))
     now_ms = int(frozen_clock[0].timestamp() * 1000)
-    Storage(engine).ensure_partitions({now_ms // DAY_MS})  # PostgreSQL: the day's telemetry partition
     db.add_all([Telemetry(device_id=row.id, ts=now_ms - i * 60_000, data={"pm25": 30.0 + i}) for i in range(5)])
     db.commit()
     series = client.get("/api/iot/devices/aq-001/history?prop=pm25&range=1h", headers=as_("admin"))

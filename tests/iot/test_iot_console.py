@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import delete, select
 
 from citybrain.core.actor import Actor
 from citybrain.core.errors import Conflict, Forbidden, Invalid, NotFound
@@ -54,19 +54,7 @@ def make_alarm(db, device: Device, alarm_id: str, *, status: str = "active_unack
     return row
 
 
-def partitions(db, *ts_ms: int) -> None:  # noqa: ANN001
-    """PostgreSQL keeps telemetry in day partitions: make the ones these readings need (rolled back
-    with the test)."""
-    if db.bind.dialect.name != "postgresql":
-        return
-    for day in {t // DAY_MS for t in ts_ms}:
-        name = "iot_telemetry_p" + datetime.fromtimestamp(day * 86400, UTC).strftime("%Y%m%d")
-        db.execute(text(f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF iot_telemetry "
-                        f"FOR VALUES FROM ({day * DAY_MS}) TO ({(day + 1) * DAY_MS})"))
-
-
 def readings(db, device: Device, points: list[tuple[int, float]], prop: str = "pm25") -> None:  # noqa: ANN001
-    partitions(db, *(t for t, _v in points))
     db.add_all([Telemetry(device_id=device.id, ts=t, data={prop: v, "temperature": 1.0}) for t, v in points])
     db.flush()
 
@@ -256,23 +244,23 @@ def test_history_refuses_bad_ranges_and_properties(db, admin_actor, products) ->
 
 
 def test_device_listing_counts_online_offline_and_alarming(db, admin_actor, products) -> None:
-    up = make_device(db, admin_actor, "aq-up")
-    make_device(db, admin_actor, "aq-never")
-    stale = make_device(db, admin_actor, "aq-stale")
+    up = make_device(db, admin_actor, "qq-up")
+    make_device(db, admin_actor, "qq-never")
+    stale = make_device(db, admin_actor, "qq-stale")
     make_device(db, admin_actor, "wl-other", product="waterlogging_gauge", dept="cityadmin")
     db.add(DeviceState(device_id=up.id, ts=NOW_MS, data={"pm25": 3}, last_seen=NOW_MS - 60_000, status=None))
     db.add(DeviceState(device_id=stale.id, ts=NOW_MS, data={}, last_seen=NOW_MS - 3600_000, status=None))
     make_alarm(db, stale, "ALM-stale")
     eco = staff(db, "ecology")
-    f = console.DeviceFilters(q="aq-")
+    f = console.DeviceFilters(q="qq-")
     rows, total, counts = console.list_devices(db, actor=eco, products=products, filters=f, now_ms=NOW_MS)
     assert total == 3 and counts == {"all": 3, "online": 1, "offline": 2, "alarming": 1}
-    offline = console.DeviceFilters(q="aq-", online=False)
+    offline = console.DeviceFilters(q="qq-", online=False)
     rows, total, _c = console.list_devices(db, actor=eco, products=products, filters=offline, now_ms=NOW_MS)
-    assert [d.key for d, _s in rows] == ["aq-never", "aq-stale"] and total == 2
-    online = console.DeviceFilters(online=True)
+    assert [d.key for d, _s in rows] == ["qq-never", "qq-stale"] and total == 2
+    online = console.DeviceFilters(q="qq-", online=True)  # the demo's own sensors are online too
     rows, _t, _c = console.list_devices(db, actor=eco, products=products, filters=online, now_ms=NOW_MS)
-    assert [d.key for d, _s in rows] == ["aq-up"]
+    assert [d.key for d, _s in rows] == ["qq-up"]
     # Department staff never see another department's device, however they filter.
     rows, total, _c = console.list_devices(db, actor=eco, products=products,
                                            filters=console.DeviceFilters(q="wl-other"), now_ms=NOW_MS)
@@ -280,7 +268,7 @@ def test_device_listing_counts_online_offline_and_alarming(db, admin_actor, prod
     rows, total, _c = console.list_devices(db, actor=admin_actor, products=products,
                                            filters=console.DeviceFilters(q="wl-other"), now_ms=NOW_MS)
     assert total == 1
-    assert console.active_alarm_keys(db, ["aq-up", "aq-stale"]) == {"aq-stale"}
+    assert console.active_alarm_keys(db, ["qq-up", "qq-stale"]) == {"qq-stale"}
 
 
 def _dead(db, key: str | None, code: str, payload: str = "{}") -> None:  # noqa: ANN001
@@ -316,6 +304,8 @@ def test_dead_letters_filter_count_and_scope(db, admin_actor, products) -> None:
 def test_watcher_reports_state_changes_offline_transitions_and_alarm_changes(db, admin_actor, products,
                                                                            frozen_clock) -> None:
     device = make_device(db, admin_actor, "aq-live")
+    # Only this device reports here (the demo's sensors have states too; rolled back after the test).
+    db.execute(delete(DeviceState).where(DeviceState.device_id != device.id))
     db.add(DeviceState(device_id=device.id, ts=NOW_MS - 1000, data={"pm25": 1.0}, last_seen=NOW_MS - 1000))
     make_alarm(db, device, "ALM-live", dispatch=False)
     watcher = live.Watcher(lambda: db)

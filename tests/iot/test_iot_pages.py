@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from citybrain.core.models import OutboxMessage
 from citybrain.events import flows
@@ -35,11 +35,6 @@ def world(db, admin_actor, frozen_clock):  # noqa: ANN001, ANN201
                                   actor=admin_actor)
     db.add(DeviceState(device_id=air.id, ts=NOW_MS - 60_000, data={"pm25": 35.5, "temperature": EVIL},
                        last_seen=NOW_MS - 60_000))
-    if db.bind.dialect.name == "postgresql":
-        day = NOW_MS // DAY_MS
-        name = "iot_telemetry_p" + datetime.fromtimestamp(day * 86400, UTC).strftime("%Y%m%d")  # storage's name
-        db.execute(text(f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF iot_telemetry "
-                        f"FOR VALUES FROM ({day * DAY_MS}) TO ({(day + 1) * DAY_MS})"))
     db.add_all([Telemetry(device_id=air.id, ts=NOW_MS - m * 60_000, data={"pm25": float(m)}) for m in (5, 10, 20)])
     for alarm_id, device, dispatch in (("ALM-pg-1", air, True), ("ALM-pg-2", air, False), ("ALM-pg-w", water, False)):
         db.add(AlarmRecord(id=alarm_id, rule_id=f"rule-{alarm_id}", device_key=device.key, product=device.product,
