@@ -308,7 +308,8 @@ class _Connection(asyncio.Protocol):
         """Close for a protocol reason; MQTT 5 clients are told why with a DISCONNECT."""
         if self.transport is None or self.transport.is_closing():
             return
-        log.info("closing MQTT connection %s (%s): %s", self.peer, self.grant.key if self.grant else "-", why)
+        log.log(logging.DEBUG if reason == w.RC_SHUTTING_DOWN else logging.INFO, "closing MQTT connection %s (%s): %s",
+                self.peer, self.grant.key if self.grant else "-", why)
         if self.level == w.MQTT5 and self.state == _ONLINE:
             self.send(w.disconnect(reason, why[:200]))
         if self.state == _AUTH:
