@@ -3,18 +3,24 @@
 Setup     a temporary data dir and SQLite database, migrated, the demo district loaded (seed 1,
           200 residents, 50 enterprises), then N open events (default 5,000) made through the
           service layer (``service.report`` + ``service.transition`` accept, a commit every 500),
-          before the server starts. Then a real ``citybrain serve`` (uvicorn, one process) on a
-          free 127.0.0.1 port. There is no IoT hub yet, so the issue's 10,000 sensors are not
-          loaded: the sensor/alarm panels show "not connected".
+          before the server starts. With ``--sensors N`` (default 10,000) the demo's 365 devices
+          are topped up to N sensors by bulk inserts into ``iot_device``/``iot_device_state`` (every
+          product, latest state within its timeout for ~90%, 100 active alarms; as
+          ``bench/cockpit_iot_bench.py`` does); 50 of the added water-level gauges get known secrets
+          so the live runs can post readings through HTTP ingestion. Then a real ``citybrain serve``
+          (uvicorn, one process, embedded MQTT broker on a free port) on a free 127.0.0.1 port.
 (1) render   /cockpit in headless Chromium (Debian's /usr/bin/chromium, Playwright) as the demo
              leader: navigation start → ``#cockpit[data-state=ready]`` (map and first snapshot
              drawn, see static/js/cockpit.js) with ``[data-vital=open]`` showing the database's
              count; median of 5 loads, each in a fresh browser context.
 (2) latency  the page stays open; the page itself POSTs /api/events (admin bearer token, no
-             cookies) at ``--rate`` per second for ``--duration`` s; a MutationObserver on the
-             open-events number records when it changes (``performance.now()``, the page's own
-             clock). Latency of a POST = first moment the number reaches the count that includes
-             it, minus the moment the POST's response arrived. Long tasks
+             cookies) at ``--rate`` per second for ``--duration`` s — with sensors, every other
+             change is instead a reading ``POST /api/iot/telemetry`` (HTTP Basic, device key and
+             secret) raising the highest water level by 0.1 cm, seen in the waterlogging panel —;
+             a MutationObserver on the open-events number (and the level) records when it
+             changes (``performance.now()``, the page's own clock). Latency of a POST = first
+             moment the number reaches the value that includes it, minus the moment the POST's
+             response arrived. Long tasks
              (PerformanceObserver 'longtask') are counted during the run. Then a short burst at
              ``--burst-rate`` changes/s (default 50, the issue's rate) for long tasks only.
 (3) sse      ``--subscribers`` (default 50) concurrent streams of /cockpit/stream (leader
@@ -25,7 +31,7 @@ Setup     a temporary data dir and SQLite database, migrated, the demo district 
 
 Everything runs on loopback; the server is killed at the end.
 
-Usage: python bench/cockpit_bench.py [--events N] [--rate 5] [--burst-rate 50] [--duration 20]
+Usage: python bench/cockpit_bench.py [--events N] [--sensors N] [--rate 5] [--burst-rate 50] [--duration 20]
        [--subscribers 50] [--sse-rate 10] [--loads 5] [--only render,latency,sse]
 """
 
@@ -120,6 +126,76 @@ def setup(url: str, data_dir: str, n: int) -> list[tuple[float, float]]:
     return points
 
 
+LIVE_GAUGES = 50  # added gauges with known secrets, for readings through HTTP ingestion
+
+
+def load_sensors(url: str, total: int) -> list[tuple[str, str]]:
+    """Top the demo's devices up to ``total`` with bulk inserts (device + latest state), 100 active
+    alarms among them. Returns (key, secret) of LIVE_GAUGES water-level gauges that may post."""
+    import json
+
+    from sqlalchemy import func, insert, select
+
+    from citybrain.geo import service as geo_service
+    from citybrain.iot import registry
+    from citybrain.iot.models import AlarmRecord, Device, DeviceState
+    from citybrain.org.models import Department
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from cockpit_iot_bench import MIX, _ring, _values
+
+    t0 = time.perf_counter()
+    engine = make_engine(url)
+    rng, now = random.Random(11), datetime.now(UTC)
+    now_ms = int(now.timestamp() * 1000)
+    with Session(engine) as db:
+        have = db.scalar(select(func.count()).select_from(Device)) or 0
+        n = max(0, total - have)
+        dept = db.scalar(select(Department.id).where(Department.code == "cityadmin"))
+        towns = {d.code: _ring(json.loads(d.geometry)) for d in geo_service.list_divisions(db) if d.level == "township"}
+        products = registry.products(db)
+        kinds = ["waterlogging_gauge"] * 400 + ["air_quality_station"] * 60
+        kinds += [product for product, share in MIX for _ in range(int(n * share))]
+        kinds = (kinds + ["parking_detector"] * n)[:n]
+        devices, states, live = [], [], []
+        for i, product in enumerate(kinds):
+            code = rng.choice(sorted(towns))
+            lon, lat = rng.choice(towns[code])
+            key = f"bench-{i}"
+            row = {"key": key, "name": f"压测设备{i}", "product": product, "department_id": dept,
+                   "lon": lon + rng.uniform(-0.002, 0.002), "lat": lat + rng.uniform(-0.002, 0.002),
+                   "township_code": code, "address": "", "state": "active", "created_at": now, "updated_at": now}
+            if product == "waterlogging_gauge" and len(live) < LIVE_GAUGES:
+                secret = f"bench-secret-{i}-{uuid.uuid4().hex}"
+                row |= {"secret_salt": "bench", "secret_hash": registry.hash_secret("bench", secret)}
+                live.append((key, secret))
+            devices.append(row)
+            timeout = products[product].online_timeout_s
+            seen = now_ms - int(rng.uniform(0, timeout * (1.1 if rng.random() < 0.9 else 3)) * 1000)
+            data = _values(product, rng)
+            if product == "waterlogging_gauge":
+                data["level_cm"] = rng.uniform(0, 15)  # the live readings raise the highest level from 20 cm
+            states.append({"device_id": key, "ts": seen, "last_seen": seen, "status": None, "data": data})
+        if devices:
+            db.execute(insert(Device), devices)
+            ids = dict(db.execute(select(Device.key, Device.id).where(Device.key.like("bench-%"))).all())
+            for st in states:
+                st["device_id"] = ids[st["device_id"]]
+            db.execute(insert(DeviceState), states)
+            db.execute(insert(AlarmRecord), [
+                {"id": uuid.uuid4().hex, "rule_id": "bench", "device_key": f"bench-{i * (n // 100)}",
+                 "product": kinds[i * (n // 100)], "severity": rng.choice(("critical", "major", "minor", "warning")),
+                 "category_code": None, "dispatch": False, "message": "bench", "value": 1,
+                 "status": rng.choice(("active_unack", "active_ack")), "raised_at": now, "last_seen": now,
+                 "count": 1} for i in range(min(100, n))])
+        db.commit()
+        count = db.scalar(select(func.count()).select_from(Device))
+    engine.dispose()
+    print(f"[setup] {count:,} sensors ({n:,} bulk-inserted with latest states, 100 active alarms) "
+          f"in {time.perf_counter() - t0:.1f} s", flush=True)
+    return live
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -157,7 +233,8 @@ class Server:
     def __init__(self, url: str, data_dir: str) -> None:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("CITYBRAIN_")}
         self.env |= {"CITYBRAIN_DATABASE_URL": url, "CITYBRAIN_DATA_DIR": data_dir,
-                     "CITYBRAIN_SECRET_KEY": "bench-" + uuid.uuid4().hex * 2, "CITYBRAIN_LOG_LEVEL": "WARNING"}
+                     "CITYBRAIN_SECRET_KEY": "bench-" + uuid.uuid4().hex * 2, "CITYBRAIN_LOG_LEVEL": "WARNING",
+                     "CITYBRAIN_MQTT_PORT": str(_free_port())}  # not the Mosquitto of the test suite
         self.data_dir = Path(data_dir)
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -220,18 +297,21 @@ def open_count(base: str, cookies: dict[str, str]) -> int:
 # the open-events number, and long tasks.
 INIT_SCRIPT = """
 (() => {
-  const B = window.__bench = { ready: null, changes: [], longtasks: [] };
+  const B = window.__bench = { ready: null, changes: [], wl: [], longtasks: [] };
   try {
     new PerformanceObserver((list) => {
       for (const e of list.getEntries()) B.longtasks.push([e.startTime, e.duration]);
     }).observe({ type: 'longtask', buffered: true });
   } catch (e) { B.longtaskError = String(e); }
-  let last = null;
+  let last = null, lastWl = null;
   const check = () => {
     const root = document.getElementById('cockpit');
     const open = document.querySelector('[data-vital="open"]');
     const v = open ? open.getAttribute('data-value') : null;
     if (v !== null && v !== last) { last = v; B.changes.push([performance.now(), Number(v)]); }
+    const wl = document.querySelector('[data-panel="waterlogging"] [data-iot="value"]');
+    const w = wl ? wl.getAttribute('data-value') : null;
+    if (w !== null && w !== '' && w !== lastWl) { lastWl = w; B.wl.push([performance.now(), Number(w)]); }
     if (B.ready === null && root && root.getAttribute('data-state') === 'ready' && v !== null && v !== '') {
       B.ready = performance.now(); B.readyOpen = Number(v);
       requestAnimationFrame(() => { B.painted = performance.now(); });
@@ -242,22 +322,41 @@ INIT_SCRIPT = """
 })();
 """
 
-# In the page: POST /api/events at `rate`/s for `seconds` s, each awaited (so the i-th response
-# implies at least base + i open events); returns the response times (performance.now()).
+# The change number i of a run, in the page: an event (POST /api/events, admin bearer token) or,
+# when gauges are given and i is odd, a reading (POST /api/iot/telemetry, HTTP Basic) of level
+# `level` of gauge number i/2. Resolves to [kind, response status].
+CHANGE_JS = """
+const change = (i, token, points, cats, gauges, level, tag) => {
+  if (gauges.length && i % 2 === 1) {
+    const g = gauges[((i - 1) / 2) % gauges.length];
+    return fetch('/api/iot/telemetry', { method: 'POST', credentials: 'omit',
+      headers: { 'Content-Type': 'application/json', Authorization: 'Basic ' + btoa(g[0] + ':' + g[1]) },
+      body: JSON.stringify({ ts: Date.now(), values: { level_cm: level, battery: 80 } }) })
+      .then((r) => ['reading', r.status]);
+  }
+  const p = points[i % points.length];
+  return fetch('/api/events', { method: 'POST', credentials: 'omit',
+    headers: { 'Content-Type': 'application/json', Authorization: 'Bearer ' + token },
+    body: JSON.stringify({ channel: 'api', category_code: cats[i % cats.length],
+                           description: tag + ' ' + i, lon: p[0], lat: p[1] }) }).then((r) => ['event', r.status]);
+};
+"""
+
+# In the page: a change at `rate`/s for `seconds` s, each awaited (so the k-th event response implies
+# at least base + k open events, and the k-th reading a highest level of at least 20.0 + 0.1 k);
+# returns the response times (performance.now()) per kind.
 POST_LOOP = """
-async ([token, rate, seconds, points, cats]) => {
-  const done = [], statuses = {};
+async ([token, rate, seconds, points, cats, gauges]) => {
+""" + CHANGE_JS + """
+  const done = { event: [], reading: [] }, statuses = {};
   const t0 = performance.now(), n = Math.round(rate * seconds);
   for (let i = 0; i < n; i++) {
     const due = t0 + i * 1000 / rate, wait = due - performance.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    const p = points[i % points.length];
-    const r = await fetch('/api/events', { method: 'POST', credentials: 'omit',
-      headers: { 'Content-Type': 'application/json', Authorization: 'Bearer ' + token },
-      body: JSON.stringify({ channel: 'api', category_code: cats[i % cats.length],
-                             description: 'cockpit bench ' + i, lon: p[0], lat: p[1] }) });
-    statuses[r.status] = (statuses[r.status] || 0) + 1;
-    if (r.ok) done.push(performance.now());
+    const level = Math.round(200 + done.reading.length) / 10;  // 20.0, 20.1, … cm: below the demo's 30 cm rule
+    const [kind, status] = await change(i, token, points, cats, gauges, level, 'cockpit bench');
+    statuses[kind + ' ' + status] = (statuses[kind + ' ' + status] || 0) + 1;
+    if (status < 300) done[kind].push(performance.now());
   }
   return { done, statuses, elapsed: performance.now() - t0 };
 }
@@ -265,23 +364,37 @@ async ([token, rate, seconds, points, cats]) => {
 
 # Same, but fire-and-forget so the offered rate holds even when a response takes longer than 1/rate.
 BURST_LOOP = """
-async ([token, rate, seconds, points, cats]) => {
+async ([token, rate, seconds, points, cats, gauges]) => {
+""" + CHANGE_JS + """
   const statuses = {}, pending = [];
   const t0 = performance.now(), n = Math.round(rate * seconds);
   for (let i = 0; i < n; i++) {
     const due = t0 + i * 1000 / rate, wait = due - performance.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    const p = points[i % points.length];
-    pending.push(fetch('/api/events', { method: 'POST', credentials: 'omit',
-      headers: { 'Content-Type': 'application/json', Authorization: 'Bearer ' + token },
-      body: JSON.stringify({ channel: 'api', category_code: cats[i % cats.length],
-                             description: 'cockpit burst ' + i, lon: p[0], lat: p[1] }) })
-      .then((r) => { statuses[r.status] = (statuses[r.status] || 0) + 1; }));
+    pending.push(change(i, token, points, cats, gauges, 5 + (i % 100) / 10, 'cockpit burst')
+      .then(([kind, status]) => { statuses[kind + ' ' + status] = (statuses[kind + ' ' + status] || 0) + 1; }));
   }
   await Promise.all(pending);
   return { statuses, elapsed: performance.now() - t0 };
 }
 """
+
+
+def latencies(done: list[float], changes: list[list[float]], expected) -> tuple[list[float], int]:  # noqa: ANN001
+    """For the k-th response (at time t): first screen value >= expected(k) at or after t, minus t."""
+    lat, missed = [], 0
+    for k, t in enumerate(done, start=1):
+        want = expected(k)
+        seen = next((ct for ct, v in changes if ct >= t and v >= want), None)
+        # The screen may already show it (the snapshot was computed after the commit but arrived
+        # before fetch resolved): then latency is ~0.
+        if seen is None and any(v >= want for ct, v in changes if ct < t):
+            seen = t
+        if seen is None:
+            missed += 1
+        else:
+            lat.append(seen - t)
+    return lat, missed
 
 
 def pct(values: list[float], q: float) -> float:
@@ -290,12 +403,13 @@ def pct(values: list[float], q: float) -> float:
 
 
 def bench_browser(server: Server, cookies: dict[str, str], token: str, points: list[tuple[float, float]],
-                  args: argparse.Namespace, parts: set[str]) -> None:
+                  args: argparse.Namespace, parts: set[str], gauges: list[tuple[str, str]]) -> None:
     from playwright.sync_api import sync_playwright
 
     cookie_list = [{"name": k, "value": v, "domain": "127.0.0.1", "path": "/"} for k, v in cookies.items()]
     cats = sorted(CATEGORY_MIX)
     pts = [list(p) for p in points[:200]]
+    live = [list(g) for g in gauges]
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
@@ -308,12 +422,13 @@ def bench_browser(server: Server, cookies: dict[str, str], token: str, points: l
 
             expected = open_count(server.base, cookies)
             if "render" in parts:
-                readies, paints, fcps, bytes_ = [], [], [], []
+                readies, paints, fcps, bytes_, sensors = [], [], [], [], []
                 for _ in range(args.loads):
                     ctx, pg = new_page()
                     pg.goto(f"{server.base}/cockpit", wait_until="commit", timeout=30_000)
                     pg.wait_for_function("window.__bench && window.__bench.painted !== undefined", timeout=30_000)
                     b = pg.evaluate("""() => ({ready: __bench.ready, painted: __bench.painted, open: __bench.readyOpen,
+                        sensors: Number(document.getElementById('cockpit').getAttribute('data-sensors') || 0),
                         fcp: (performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime,
                         html: performance.getEntriesByType('navigation')[0].transferSize})""")
                     if b["open"] != expected:
@@ -322,8 +437,10 @@ def bench_browser(server: Server, cookies: dict[str, str], token: str, points: l
                     paints.append(b["painted"])
                     fcps.append(b["fcp"] or 0)
                     bytes_.append(b["html"] or 0)
+                    sensors.append(b["sensors"])
                     ctx.close()
-                print(f"[render] /cockpit, {expected:,} open events, {args.loads} loads: navigation start → "
+                print(f"[render] /cockpit, {expected:,} open events, {min(sensors):,} sensors on the map, "
+                      f"{args.loads} loads: navigation start → "
                       f"data-state=ready with the open count: median {statistics.median(readies):.0f} ms "
                       f"(min {min(readies):.0f}, max {max(readies):.0f}); → next frame painted: median "
                       f"{statistics.median(paints):.0f} ms; first contentful paint median "
@@ -336,38 +453,37 @@ def bench_browser(server: Server, cookies: dict[str, str], token: str, points: l
                 pg.wait_for_timeout(2000)  # let the stream's first snapshot land
                 base = pg.evaluate("__bench.changes[__bench.changes.length - 1][1]")
                 start = pg.evaluate("performance.now()")
-                res = pg.evaluate(POST_LOOP, [token, args.rate, args.duration, pts, cats])
+                res = pg.evaluate(POST_LOOP, [token, args.rate, args.duration, pts, cats, live])
                 pg.wait_for_timeout(3000)  # the last changes reach the screen
                 changes = pg.evaluate("__bench.changes")
+                levels = pg.evaluate("__bench.wl")
                 longtasks = [d for s, d in pg.evaluate("__bench.longtasks") if s >= start]
-                lat, missed = [], 0
-                for i, t in enumerate(res["done"], start=1):
-                    seen = next((ct for ct, v in changes if ct >= t and v >= base + i), None)
-                    # The number may already include it (the snapshot was computed after the insert
-                    # but arrived before fetch resolved): then latency is ~0.
-                    if seen is None and any(v >= base + i for ct, v in changes if ct < t):
-                        seen = t
-                    if seen is None:
-                        missed += 1
-                    else:
-                        lat.append(seen - t)
-                rate = len(res["done"]) / (res["elapsed"] / 1000)
-                print(f"[latency] {len(res['done'])} POSTs at {rate:.1f}/s for {res['elapsed'] / 1000:.0f} s "
-                      f"(statuses {res['statuses']}), {len(changes)} screen changes: POST response → open-events "
-                      f"number shows it: p50 {pct(lat, 0.5):.0f} ms, p95 {pct(lat, 0.95):.0f} ms, max {max(lat):.0f} ms"
-                      f"{f', {missed} never seen' if missed else ''}; long tasks during the run: {len(longtasks)}"
+                ev_lat, ev_missed = latencies(res["done"]["event"], changes, lambda k: base + k)
+                rd_lat, rd_missed = latencies(res["done"]["reading"], levels, lambda k: round(20 + (k - 1) / 10, 1))
+                done = len(res["done"]["event"]) + len(res["done"]["reading"])
+                rate = done / (res["elapsed"] / 1000)
+                print(f"[latency] {done} changes at {rate:.1f}/s for {res['elapsed'] / 1000:.0f} s "
+                      f"(statuses {res['statuses']}), {len(changes)} screen changes of the open number, "
+                      f"{len(levels)} of the highest water level", flush=True)
+                for name, lat, missed in (("event → open-events number", ev_lat, ev_missed),
+                                          ("reading → waterlogging level", rd_lat, rd_missed)):
+                    if lat:
+                        print(f"[latency]   {name} shows it: {len(lat)} changes, p50 {pct(lat, 0.5):.0f} ms, "
+                              f"p95 {pct(lat, 0.95):.0f} ms, max {max(lat):.0f} ms"
+                              f"{f', {missed} never seen' if missed else ''}", flush=True)
+                print(f"[latency]   long tasks during the run: {len(longtasks)}"
                       f"{f', max {max(longtasks):.0f} ms' if longtasks else ''}", flush=True)
                 if args.burst_rate:
                     start = pg.evaluate("performance.now()")
                     n0 = len(pg.evaluate("__bench.changes"))
-                    res = pg.evaluate(BURST_LOOP, [token, args.burst_rate, args.burst_seconds, pts, cats])
+                    res = pg.evaluate(BURST_LOOP, [token, args.burst_rate, args.burst_seconds, pts, cats, live])
                     pg.wait_for_timeout(2500)
                     longtasks = [d for s, d in pg.evaluate("__bench.longtasks") if s >= start]
                     n1 = len(pg.evaluate("__bench.changes"))
                     offered = sum(res["statuses"].values()) / (res["elapsed"] / 1000)
                     worst = (f", max {max(longtasks):.0f} ms, over 200 ms: {sum(d > 200 for d in longtasks)}"
                              if longtasks else "")
-                    print(f"[burst] {sum(res['statuses'].values())} POSTs offered at {offered:.0f}/s for "
+                    print(f"[burst] {sum(res['statuses'].values())} changes offered at {offered:.0f}/s for "
                           f"{res['elapsed'] / 1000:.1f} s (statuses {res['statuses']}), {n1 - n0} screen updates "
                           f"of the open number; long tasks: {len(longtasks)}{worst}", flush=True)
                 ctx.close()
@@ -379,7 +495,7 @@ def bench_browser(server: Server, cookies: dict[str, str], token: str, points: l
 
 
 async def _post_loop(client: httpx.AsyncClient, token: str, rate: float, seconds: float,
-                     points: list[tuple[float, float]]) -> dict[int, int]:
+                     points: list[tuple[float, float]], gauges: list[tuple[str, str]] = ()) -> dict[str, int]:
     cats, statuses = sorted(CATEGORY_MIX), {}
     t0, n = time.monotonic(), int(rate * seconds)
     for i in range(n):
@@ -388,10 +504,17 @@ async def _post_loop(client: httpx.AsyncClient, token: str, rate: float, seconds
             await asyncio.sleep(wait)
         lon, lat = points[i % len(points)]
         try:
-            r = await client.post("/api/events", headers={"Authorization": f"Bearer {token}"},
-                                  json={"channel": "api", "category_code": cats[i % len(cats)],
-                                        "description": f"sse bench {i}", "lon": lon, "lat": lat})
-            statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+            if gauges and i % 2:  # every other change a reading through HTTP ingestion
+                key, secret = gauges[(i // 2) % len(gauges)]
+                r = await client.post("/api/iot/telemetry", auth=(key, secret),
+                                      json={"ts": int(time.time() * 1000), "values": {"level_cm": 5 + i % 100 / 10}})
+                kind = "reading"
+            else:
+                r = await client.post("/api/events", headers={"Authorization": f"Bearer {token}"},
+                                      json={"channel": "api", "category_code": cats[i % len(cats)],
+                                            "description": f"sse bench {i}", "lon": lon, "lat": lat})
+                kind = "event"
+            statuses[f"{kind} {r.status_code}"] = statuses.get(f"{kind} {r.status_code}", 0) + 1
         except httpx.HTTPError as exc:
             statuses[type(exc).__name__] = statuses.get(type(exc).__name__, 0) + 1
     return statuses
@@ -413,13 +536,13 @@ async def _subscriber(base: str, cookies: dict[str, str], counts: list[int], idx
 
 
 async def _sse(server: Server, cookies: dict[str, str], token: str, points: list[tuple[float, float]],
-               args: argparse.Namespace) -> None:
+               args: argparse.Namespace, gauges: list[tuple[str, str]]) -> None:
     assert server.proc is not None
     pid = server.proc.pid
     async with httpx.AsyncClient(base_url=server.base, timeout=10) as client:
         # Baseline: the same POST load, nobody watching.
         c0, t0 = cpu_seconds(pid), time.monotonic()
-        st = await _post_loop(client, token, args.sse_rate, args.baseline_seconds, points)
+        st = await _post_loop(client, token, args.sse_rate, args.baseline_seconds, points, gauges)
         base_frac = (cpu_seconds(pid) - c0) / (time.monotonic() - t0)
         print(f"[sse] baseline, no subscribers, {sum(st.values())} POSTs at {args.sse_rate}/s for "
               f"{args.baseline_seconds} s ({st}): server CPU {base_frac:.2f} core", flush=True)
@@ -434,7 +557,7 @@ async def _sse(server: Server, cookies: dict[str, str], token: str, points: list
         await asyncio.sleep(1.5)  # past the first-snapshot burst
         c0, t0 = cpu_seconds(pid), time.monotonic()
         before = list(counts)
-        st = await _post_loop(client, token, args.sse_rate, args.duration, points)
+        st = await _post_loop(client, token, args.sse_rate, args.duration, points, gauges)
         await asyncio.sleep(1.5)
         window = time.monotonic() - t0
         frac = (cpu_seconds(pid) - c0) / window
@@ -456,6 +579,8 @@ async def _sse(server: Server, cookies: dict[str, str], token: str, points: list
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=5000, help="open events made before the server starts")
+    parser.add_argument("--sensors", type=int, default=10_000,
+                        help="sensors in total (the demo's 365 topped up by bulk inserts; 0: the demo's only)")
     parser.add_argument("--loads", type=int, default=5, help="cockpit loads for the first-render median")
     parser.add_argument("--rate", type=float, default=5, help="POST /api/events per second in the latency run")
     parser.add_argument("--duration", type=float, default=20, help="seconds of the latency and SSE runs")
@@ -467,11 +592,12 @@ def main() -> None:
     parser.add_argument("--only", default="render,latency,sse")
     args = parser.parse_args()
     parts = set(re.split(r"[ ,]+", args.only))
-    print(f"citybrain cockpit bench, {os.cpu_count()} CPUs, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; "
-          f"no IoT hub: 0 sensors (the issue's 10,000 cannot be loaded)", flush=True)
+    print(f"citybrain cockpit bench, {os.cpu_count()} CPUs, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
+          f"load average {os.getloadavg()[0]:.1f}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
         points = setup(url, tmp, args.events)
+        gauges = load_sensors(url, args.sensors) if args.sensors else []
         server = Server(url, tmp)
         admin_token = server.token("admin")
         server.start()
@@ -479,9 +605,10 @@ def main() -> None:
             leader = next(a for a in demo_accounts(SEED) if a.username == "leader")
             cookies = login_cookies(server.base, leader.username, leader.password)
             if parts & {"render", "latency"}:
-                bench_browser(server, cookies, admin_token, points, args, parts)
+                bench_browser(server, cookies, admin_token, points, args, parts, gauges)
             if "sse" in parts:
-                asyncio.run(_sse(server, cookies, admin_token, points, args))
+                asyncio.run(_sse(server, cookies, admin_token, points, args, gauges))
+            print(f"load average at the end {os.getloadavg()[0]:.1f}", flush=True)
         finally:
             server.stop()
             with contextlib.suppress(OSError):
