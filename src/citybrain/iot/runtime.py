@@ -54,17 +54,34 @@ class IotRuntime:
         self._maintenance: threading.Thread | None = None
         self.listeners: list[Callable[[], None]] = []  # called after each committed batch (live pages)
         self._last_changed = 0.0
+        self._changed_lock = threading.Lock()
+        self._changed_timer: threading.Timer | None = None
 
     def _after_commit(self) -> None:
         if self.relay is not None:
             self.relay.poke()
         else:
             outbox.relay_once(self._sf)
-        now = time.monotonic()
-        if now - self._last_changed >= CHANGED_EVERY_S:
-            # The cockpit recomputes its IoT panels on this (at most once a second).
-            self._last_changed = now
-            bus.publish(IOT_CHANGED, {})
+        self._announce_changed()
+
+    def _announce_changed(self) -> None:
+        """Publish ``iot.changed`` (the cockpit recomputes its IoT panels on it) at most once a
+        second; a change inside the quiet second is announced when that second ends."""
+        with self._changed_lock:
+            wait = self._last_changed + CHANGED_EVERY_S - time.monotonic()
+            if wait > 0:
+                if self._changed_timer is None:
+                    self._changed_timer = threading.Timer(wait, self._announce_trailing)
+                    self._changed_timer.daemon = True
+                    self._changed_timer.start()
+                return
+            self._last_changed = time.monotonic()
+        bus.publish(IOT_CHANGED, {})
+
+    def _announce_trailing(self) -> None:
+        with self._changed_lock:
+            self._changed_timer = None
+        self._announce_changed()
         for listener in list(self.listeners):
             try:
                 listener()
