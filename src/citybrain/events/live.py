@@ -192,8 +192,11 @@ def sse_message(message: dict[str, Any]) -> str:
 
 
 async def stream(sub: Subscriber, accept: Callable[[dict[str, Any]], bool], *,
-                 ping_seconds: float = PING_SECONDS) -> AsyncIterator[str]:
-    """The text of a ``text/event-stream`` for one subscriber, until it is dropped."""
+                 ping_seconds: float = PING_SECONDS,
+                 encode: Callable[[dict[str, Any]], str] | None = None) -> AsyncIterator[str]:
+    """The text of a ``text/event-stream`` for one subscriber, until it is dropped; ``encode``
+    turns a message into its SSE text (the inbox's ``sse_message`` by default)."""
+    encode = encode or sse_message
     yield f"retry: {RETRY_MS}\n\n"
     while True:
         try:
@@ -204,4 +207,4 @@ async def stream(sub: Subscriber, accept: Callable[[dict[str, Any]], bool], *,
         if message is None:
             return
         if accept(message):
-            yield sse_message(message)
+            yield encode(message)

@@ -15,7 +15,6 @@ browser reconnects). What a poll costs does not grow with the number of viewers:
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import threading
@@ -42,7 +41,6 @@ INTERVAL_S = 2.0
 SLACK_MS = 10_000  # a state written with an older last_seen but committed after our last poll
 PRODUCTS_TTL_S = 60.0
 PING_SECONDS = 15.0
-RETRY_MS = 3000
 OPEN_ALARMS = (AlarmStatus.ACTIVE_UNACK, AlarmStatus.ACTIVE_ACK, AlarmStatus.CLEARED_UNACK)
 
 
@@ -196,17 +194,7 @@ def sse_message(message: dict[str, Any]) -> str:
     return f"event: {message['type']}\ndata: {json.dumps(body, ensure_ascii=False, default=str)}\n\n"
 
 
-async def stream(sub: events_live.Subscriber, accept: Callable[[dict[str, Any]], bool], *,
-                 ping_seconds: float = PING_SECONDS) -> AsyncIterator[str]:
+def stream(sub: events_live.Subscriber, accept: Callable[[dict[str, Any]], bool], *,
+           ping_seconds: float = PING_SECONDS) -> AsyncIterator[str]:
     """The ``text/event-stream`` of one page until its subscriber is dropped."""
-    yield f"retry: {RETRY_MS}\n\n"
-    while True:
-        try:
-            message = await asyncio.wait_for(sub.get(), timeout=ping_seconds)
-        except TimeoutError:
-            yield ": ping\n\n"
-            continue
-        if message is None:
-            return
-        if accept(message):
-            yield sse_message(message)
+    return events_live.stream(sub, accept, ping_seconds=ping_seconds, encode=sse_message)
