@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from citybrain.iot import ngsi_params as ngp
 from citybrain.iot import ngsi_query as nq
 
 
@@ -73,20 +74,20 @@ def test_allowed_patterns_stay_fast_on_hostile_input() -> None:
 
 
 def test_near_uses_geodesic_metres() -> None:
-    geo = nq.parse_geoquery("near;maxDistance==1000", "Point", "[117.87,36.8]")
+    geo = ngp.parse_geoquery("near;maxDistance==1000", "Point", "[117.87,36.8]")
     assert geo is not None
     # 0.01° of longitude at 36.8°N is about 891.6 m (it would be 1113 m at the equator).
     assert geo.matches(117.88, 36.8) and not geo.matches(117.8815, 36.8)
-    ring = nq.parse_geoquery("near;minDistance==500;maxDistance==1000", "Point", "[117.87,36.8]")
+    ring = ngp.parse_geoquery("near;minDistance==500;maxDistance==1000", "Point", "[117.87,36.8]")
     assert ring is not None and not ring.matches(117.872, 36.8) and ring.matches(117.879, 36.8)
 
 
 def test_within_and_intersects_polygon() -> None:
     box = "[[[117,36],[118,36],[118,37],[117,37],[117,36]]]"
-    within = nq.parse_geoquery("within", "Polygon", box)
+    within = ngp.parse_geoquery("within", "Polygon", box)
     assert within is not None and within.matches(117.5, 36.5) and not within.matches(118.5, 36.5)
     assert within.matches(117, 36.5)  # on the edge counts
-    point = nq.parse_geoquery("equals", "Point", "[117.5,36.5]")
+    point = ngp.parse_geoquery("equals", "Point", "[117.5,36.5]")
     assert point is not None and point.matches(117.5, 36.5) and not point.matches(117.5, 36.6)
 
 
@@ -104,12 +105,12 @@ def test_within_and_intersects_polygon() -> None:
 ])
 def test_bad_geo_queries(args: tuple[str, str, str], words: str) -> None:
     with pytest.raises(nq.QueryError) as info:
-        nq.parse_geoquery(*args)
+        ngp.parse_geoquery(*args)
     assert words in str(info.value)
 
 
 def test_no_geoquery_when_nothing_given() -> None:
-    assert nq.parse_geoquery(None, None, None) is None
+    assert ngp.parse_geoquery(None, None, None) is None
 
 
 def ms(text: str) -> int:
@@ -118,24 +119,24 @@ def ms(text: str) -> int:
 
 def test_time_windows() -> None:
     at, end = "2026-11-26T08:00:00Z", "2026-11-26T09:00:00+01:00"
-    assert nq.parse_timequery({}) == nq.TimeQuery()
-    assert nq.parse_timequery({"timerel": "before", "timeAt": at}) == nq.TimeQuery(None, ms("2026-11-26T08:00:00"))
-    assert nq.parse_timequery({"timerel": "after", "timeAt": at, "lastN": "3"}) == nq.TimeQuery(
+    assert ngp.parse_timequery({}) == ngp.TimeQuery()
+    assert ngp.parse_timequery({"timerel": "before", "timeAt": at}) == ngp.TimeQuery(None, ms("2026-11-26T08:00:00"))
+    assert ngp.parse_timequery({"timerel": "after", "timeAt": at, "lastN": "3"}) == ngp.TimeQuery(
         ms("2026-11-26T08:00:00") + 1, None, 3)
     # 09:00+01:00 is 08:00Z: an empty window is refused, not silently answered.
     with pytest.raises(nq.QueryError, match="later"):
-        nq.parse_timequery({"timerel": "between", "timeAt": at, "endTimeAt": end})
+        ngp.parse_timequery({"timerel": "between", "timeAt": at, "endTimeAt": end})
 
 
 @pytest.mark.parametrize(("limit", "offset", "expected"), [
     (None, None, (20, 0)), ("1000", "5", (1000, 5)), ("1", "0", (1, 0)),
 ])
 def test_paging(limit: str | None, offset: str | None, expected: tuple[int, int]) -> None:
-    assert nq.parse_paging(limit, offset) == expected
+    assert ngp.parse_paging(limit, offset) == expected
 
 
 @pytest.mark.parametrize(("limit", "offset"), [("0", None), ("1001", None), ("abc", None), ("-3", None),
                                                ("1.5", None), (None, "-1"), (None, "x")])
 def test_bad_paging(limit: str | None, offset: str | None) -> None:
     with pytest.raises(nq.QueryError):
-        nq.parse_paging(limit, offset)
+        ngp.parse_paging(limit, offset)

@@ -29,6 +29,7 @@ from citybrain.core.db import DbSession
 from citybrain.core.errors import DomainError, Forbidden, NotFound, Unauthorized
 
 from . import ngsi, registry
+from . import ngsi_params as ngp
 from . import ngsi_query as nq
 from .ingest import Message
 from .models import Device, Telemetry
@@ -178,7 +179,7 @@ def _compact(name: str) -> str:
 
 def _representation(options: str | None, fmt: str | None) -> bool:
     """True for key-values (``options=keyValues`` or ``format=simplified``)."""
-    opts = set(nq.split_list(options))
+    opts = set(ngp.split_list(options))
     unknown = opts - {"keyValues", "normalized", "simplified", "concise", "temporalValues", "sysAttrs"}
     if unknown:
         raise _bad(f"unknown options {sorted(unknown)}")
@@ -217,7 +218,7 @@ def query_entities(
     media = _accepted(request)
     _check_link(request)
     key_values = _representation(options, format)
-    size, start = nq.parse_paging(limit, offset)
+    size, start = ngp.parse_paging(limit, offset)
     if count not in (None, "true", "false"):
         raise _bad(f"count must be true or false, got {count!r}")
     if not any((type, id, idPattern, attrs, q, georel)):
@@ -226,13 +227,13 @@ def query_entities(
     types = {_compact(t) for t in type.replace("|", ",").split(",") if t.strip()} if type else None
     keys, wanted_ids = None, set()
     if id:
-        parsed = [ngsi.split_id(i) for i in nq.split_list(id)]
+        parsed = [ngsi.split_id(i) for i in ngp.split_list(id)]
         keys = {p[1] for p in parsed if p is not None}
-        wanted_ids = set(nq.split_list(id))
+        wanted_ids = set(ngp.split_list(id))
     pattern = nq.compile_pattern(idPattern, "idPattern") if idPattern else None
-    wanted_attrs = {_compact(a) for a in nq.split_list(attrs)} or None
+    wanted_attrs = {_compact(a) for a in ngp.split_list(attrs)} or None
     q_node = nq.parse_q(q) if q else None
-    geo = nq.parse_geoquery(georel, geometry, coordinates, geoproperty)
+    geo = ngp.parse_geoquery(georel, geometry, coordinates, geoproperty)
 
     records = ngsi.load_records(db, actor=actor, maps=_maps(db), now_ms=_now_ms(), types=types, keys=keys)
     matched = []
@@ -287,7 +288,7 @@ def get_entity(request: Request, entity_id: str, db: DbSession, actor: Reader, a
     _check_link(request)
     key_values = _representation(options, format)
     rec = _one(db, actor, entity_id)
-    wanted = {_compact(a) for a in nq.split_list(attrs)} or None
+    wanted = {_compact(a) for a in ngp.split_list(attrs)} or None
     return _answer(request, ngsi.to_entity(rec, attrs=wanted, key_values=key_values), media)
 
 
@@ -302,14 +303,14 @@ def get_temporal(request: Request, entity_id: str, db: DbSession, actor: Reader,
                  options: str | None = None) -> Response:
     media = _accepted(request)
     _check_link(request)
-    opts = set(nq.split_list(options))
+    opts = set(ngp.split_list(options))
     unknown = opts - {"temporalValues", "normalized"}
     if unknown:
         raise _bad(f"unknown options {sorted(unknown)} (temporal: temporalValues)")
-    window = nq.parse_timequery({"timerel": timerel, "timeAt": timeAt, "endTimeAt": endTimeAt, "lastN": lastN,
+    window = ngp.parse_timequery({"timerel": timerel, "timeAt": timeAt, "endTimeAt": endTimeAt, "lastN": lastN,
                                  "timeproperty": timeproperty})
     rec = _one(db, actor, entity_id, include_retired=True)
-    wanted = {_compact(a) for a in nq.split_list(attrs)} or None
+    wanted = {_compact(a) for a in ngp.split_list(attrs)} or None
     attr_maps = [a for a in rec.tmap.attrs if wanted is None or a.name in wanted]
     series, truncated = _instances(db, rec.device_id, attr_maps, window)
     body: dict[str, Any] = {"id": rec.id, "type": rec.type}
@@ -330,7 +331,7 @@ def get_temporal(request: Request, entity_id: str, db: DbSession, actor: Reader,
                    headers={"Content-Range": f"date-time {ngsi.iso_ms(first)}-{ngsi.iso_ms(last)}/{MAX_INSTANCES}"})
 
 
-def _instances(db: Session, device_id: int, attrs: list[ngsi.AttrMap], window: nq.TimeQuery
+def _instances(db: Session, device_id: int, attrs: list[ngsi.AttrMap], window: ngp.TimeQuery
                ) -> tuple[dict[str, list[tuple[int, Any]]], tuple[int, int] | None]:
     """Per attribute, (ts, our value) in time order; and the (first, last) ts read when the answer
     was cut at ``MAX_INSTANCES`` readings (None: complete)."""
@@ -376,7 +377,7 @@ async def upsert(request: Request, db: DbSession, actor: Writer) -> Response:
     if content_type not in (JSON, LD_JSON):
         raise NgsiError(415, "UnsupportedMediaType", f"Content-Type must be {JSON} or {LD_JSON}, "
                                                      f"not {content_type or 'missing'!r}")
-    opts = set(nq.split_list(request.query_params.get("options")))
+    opts = set(ngp.split_list(request.query_params.get("options")))
     if opts - {"update", "replace"}:
         raise _bad(f"unknown options {sorted(opts - {'update', 'replace'})}")
     raw = await request.body()
