@@ -38,15 +38,19 @@ PERMISSIONS: dict[str, str] = {
     "iot:manage": "Register devices and manage their credentials (department staff: their department's)",
     "iot:alarm": "Acknowledge and clear IoT alarms, read the dead-letter store",
     "iot:admin": "Edit products (thing models) and alarm rules; write through the NGSI-LD API",
+    "data:read": "Browse the data catalog, request access to shared resources and read granted rows",
+    "data:publish": "Describe, load and run quality checks on one's department's resources; decide its sharing requests",
+    "data:admin": "Edit every department's catalog entries, quality rules and masking; see every department's quality",
 }
 ALL_PERMISSIONS = frozenset(PERMISSIONS)
 
 ROLE_PERMISSIONS: dict[Role, frozenset[str]] = {
     Role.ADMIN: ALL_PERMISSIONS,
     Role.LEADER: frozenset({"org:read", "audit:read", "geo:read", "token:write", "people:read", "events:read",
-                           "cockpit:read", "indicators:read", "iot:read"}),
+                           "cockpit:read", "indicators:read", "iot:read", "data:read"}),
     Role.STAFF: frozenset({"org:read", "geo:read", "token:write", "events:report", "events:read", "events:handle",
-                           "indicators:read", "indicators:report", "iot:read", "iot:manage", "iot:alarm"}),
+                           "indicators:read", "indicators:report", "iot:read", "iot:manage", "iot:alarm",
+                          "data:read", "data:publish"}),
     # Grid workers read the events they reported or must verify (service layer narrows it).
     Role.GRID_WORKER: frozenset({"geo:read", "events:report", "events:verify", "events:read"}),
     Role.CITIZEN: frozenset({"events:report"}),
