@@ -27,6 +27,7 @@ from citybrain.core.observability import AccessLogMiddleware, Metrics
 from citybrain.core.observability import router as ops_router
 from citybrain.core.pages import build_page_router
 from citybrain.core.security import CookieSigner
+from citybrain.data import ckan_api as data_ckan_api
 from citybrain.events import flows as events_flows
 from citybrain.events import open311
 from citybrain.events import supervision as events_supervision
@@ -96,6 +97,8 @@ def create_app(settings: Settings, *, engine=None) -> FastAPI:  # noqa: ANN001
     app.include_router(ops_router)
     app.include_router(build_api_router())
     app.include_router(open311.router, prefix="/open311/v2", tags=["open311"])
+    # CKAN Action API (/api/3/action/*, /api/action/*) and the DCAT-AP catalog: full paths inside.
+    app.include_router(data_ckan_api.router, tags=["ckan"])
     app.include_router(ngsi_api.router, prefix="/ngsi-ld/v1", tags=["ngsi-ld"])
     app.include_router(build_page_router())
 

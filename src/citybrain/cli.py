@@ -405,5 +405,14 @@ def audit_verify() -> None:
     sys.exit(1)
 
 
+def _register_domain_groups() -> None:
+    from citybrain.data.cli import data_group
+
+    main.add_command(data_group)
+
+
+_register_domain_groups()
+
+
 if __name__ == "__main__":
     main()

@@ -5,6 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from citybrain.cockpit import api as cockpit_api
+from citybrain.data import api_catalog as data_api_catalog
+from citybrain.data import api_loads as data_api_loads
+from citybrain.data import api_quality as data_api_quality
+from citybrain.data import api_sharing as data_api_sharing
 from citybrain.events import api as events_api
 from citybrain.geo import api as geo_api
 from citybrain.indicators import api as indicators_api
@@ -25,4 +29,8 @@ def build_api_router() -> APIRouter:
     api.include_router(indicators_api.router, prefix="/indicators", tags=["indicators"])
     api.include_router(iot_api.router, prefix="/iot", tags=["iot"])
     api.include_router(iot_ingest_api.router, prefix="/iot", tags=["iot ingestion"])
+    api.include_router(data_api_catalog.router, prefix="/data", tags=["data catalog"])
+    api.include_router(data_api_loads.router, prefix="/data", tags=["data loads"])
+    api.include_router(data_api_quality.router, prefix="/data", tags=["data quality"])
+    api.include_router(data_api_sharing.router, prefix="/data", tags=["data sharing"])
     return api
