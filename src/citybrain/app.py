@@ -27,6 +27,7 @@ from citybrain.core.observability import AccessLogMiddleware, Metrics
 from citybrain.core.observability import router as ops_router
 from citybrain.core.pages import build_page_router
 from citybrain.core.security import CookieSigner
+from citybrain.data import api_loads as data_api_loads
 from citybrain.data import ckan_api as data_ckan_api
 from citybrain.events import flows as events_flows
 from citybrain.events import open311
@@ -87,7 +88,8 @@ def create_app(settings: Settings, *, engine=None) -> FastAPI:  # noqa: ANN001
     app.state.jinja = make_environment()
     app.state.metrics = Metrics()
     app.add_middleware(AccessLogMiddleware)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_mb * 1024 * 1024)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_mb * 1024 * 1024,
+                       path_limits=data_api_loads.upload_path_limits(settings))
     app.state.public_report_limiter = RateLimiter(settings.public_reports_per_hour, 3600)
     app.state.iot = IotRuntime(settings, lambda: app.state.sessionmaker())
     app.state.metrics.registry.register(IngestCollector(app.state.iot))

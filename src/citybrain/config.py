@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     ingest_enabled: bool = Field(default=True, description="Run MQTT ingestion inside `serve` (one worker).")
     iot_max_payload_kb: int = Field(default=256, ge=1, le=10_240, description="Largest MQTT/HTTP device message.")
     iot_max_future_s: int = Field(default=300, ge=0, le=86400, description="How far ahead a reading's ts may be.")
+    data_max_upload_mb: int = Field(default=200, ge=1, description="Largest data file a department may load, in MB.")
+    data_masking_file: Path | None = Field(
+        default=None, description="TOML file of masking rules replacing the shipped data/masking.toml; empty = shipped.")
 
     @classmethod
     def settings_customise_sources(

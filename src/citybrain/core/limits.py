@@ -4,10 +4,11 @@ flood the command centre)."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 Scope = MutableMapping[str, Any]
@@ -25,20 +26,26 @@ class BodySizeLimit:
     """Refuse request bodies over ``max_bytes`` with 413, whether or not Content-Length is sent.
 
     Checking the declared length first answers at once; counting the streamed chunks catches a
-    chunked upload that lies or declares nothing, before it is spooled to disk.
+    chunked upload that lies or declares nothing, before it is spooled to disk. Paths matching
+    a pattern of ``path_limits`` (data file uploads) get that pattern's limit instead.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, path_limits: Sequence[tuple[str, int]] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.path_limits = [(re.compile(pattern), limit) for pattern, limit in path_limits]
+
+    def limit_for(self, path: str) -> int:
+        return next((limit for pattern, limit in self.path_limits if pattern.fullmatch(path)), self.max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.limit_for(scope.get("path", ""))
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(send)
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            await self._refuse(send, max_bytes)
             return
         seen = 0
         started = False
@@ -48,7 +55,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > max_bytes:
                     raise BodyTooLarge()
             return message
 
@@ -62,10 +69,10 @@ class BodySizeLimit:
             await self.app(scope, counting_receive, tracking_send)
         except* BodyTooLarge:  # except*: middleware built on task groups wraps it in a group
             if not started:
-                await self._refuse(send)
+                await self._refuse(send, max_bytes)
 
-    async def _refuse(self, send: Send) -> None:
-        mb = self.max_bytes / (1024 * 1024)
+    async def _refuse(self, send: Send, max_bytes: int) -> None:
+        mb = max_bytes / (1024 * 1024)
         body = f'{{"detail":"request body larger than {mb:g} MB","code":"too_large"}}'.encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"),

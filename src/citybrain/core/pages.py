@@ -5,6 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from citybrain.cockpit import pages as cockpit_pages
+from citybrain.data import pages as data_pages
+from citybrain.data import pages_manage as data_pages_manage
+from citybrain.data import pages_quality as data_pages_quality
 from citybrain.events import pages_catalog as events_pages_catalog
 from citybrain.events import pages_evaluation as events_pages_evaluation
 from citybrain.events import pages_public as events_pages_public
@@ -30,4 +33,7 @@ def build_page_router() -> APIRouter:
     pages.include_router(indicators_pages.router)
     pages.include_router(iot_pages.router)
     pages.include_router(iot_pages_admin.router)
+    pages.include_router(data_pages.router)
+    pages.include_router(data_pages_manage.router)
+    pages.include_router(data_pages_quality.router)
     return pages

@@ -159,3 +159,13 @@ def list_entries(db: Session, *, department_id: int | None = None, database: str
     if database is not None:
         q = q.where(CatalogEntry.database == database)
     return list(db.scalars(q))
+
+
+def entry_input(db: Session, *, entry: CatalogEntry) -> EntryIn:
+    """An entry's metadata as the ``EntryIn`` that would describe it again (export, edit forms)."""
+    dept = org_service.get_department(db, department_id=entry.provider_department_id)
+    fields = {name: getattr(entry, name) for name in EntryIn.model_fields if hasattr(entry, name) and name != "items"}
+    fields.update(provider_department_code=dept.code, related_codes=list(entry.related_codes or []),
+                  key_fields=list(entry.key_fields or []))
+    items = [{f: getattr(i, f) for f in _ITEM_FIELDS} for i in entry.items]
+    return EntryIn.model_validate({**fields, "items": items})

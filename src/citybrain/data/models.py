@@ -79,7 +79,7 @@ class CatalogEntry(Base):
     abstract: Mapped[str] = mapped_column(Text, default="")
     keywords: Mapped[str] = mapped_column(String(300), default="")
     format: Mapped[str] = mapped_column(String(20), default="数据库")  # 信息资源格式: 数据库 / 电子表格 / ...
-    sharing_type: Mapped[str] = mapped_column(String(12), index=True)  # SharingType
+    sharing_type: Mapped[str] = mapped_column(String(16), index=True)  # SharingType
     sharing_conditions: Mapped[str] = mapped_column(Text, default="")
     sharing_method: Mapped[str] = mapped_column(String(50), default="接口")  # 共享方式
     open_type: Mapped[str] = mapped_column(String(12), default="closed")  # OpenType

@@ -31,6 +31,7 @@ from citybrain.indicators import demo as indicators_demo
 from citybrain.org import service as org_service
 from citybrain.org.schemas import UserCreate
 
+from .datapool import load_datapool_demo
 from .iot import load_demo_iot
 from .people import generate_enterprises, generate_residents
 
@@ -62,6 +63,10 @@ def demo_accounts(seed: int) -> list[DemoAccount]:
         ("cityadmin", Role.STAFF, "cityadmin", "综合执法局工作人员"),
         ("ecology", Role.STAFF, "ecology", "生态环境分局工作人员"),
         ("silulu", Role.STAFF, "ts-silulu", "丝绸路街道办事处工作人员"),
+        ("police", Role.STAFF, "police", "公安周村分局工作人员"),
+        ("market", Role.STAFF, "market", "区市场监管局工作人员"),
+        ("tax", Role.STAFF, "tax", "区税务局工作人员"),
+        ("hrss", Role.STAFF, "hrss", "区人社局工作人员"),
         ("gridworker", Role.GRID_WORKER, "ts-silulu", "丝绸路街道网格员"),
         ("citizen", Role.CITIZEN, None, "市民（演示）"),
     ]
@@ -90,7 +95,7 @@ def load_geography(db: Session, *, actor: Actor) -> dict[str, int]:
 
 def load_demo(
     db: Session, *, seed: int, actor: Actor, today: date, residents: int = 5000, enterprises: int = 800,
-    events: int = 0, data_dir: Path | str | None = None,
+    events: int = 0, data_dir: Path | str | None = None, datapool: bool = True,
 ) -> dict[str, object]:
     """Idempotent: each part is loaded only if it is not there yet.
 
@@ -98,6 +103,7 @@ def load_demo(
     table is empty; 0 (the default, used by the test fixtures) generates none.
     ``data_dir``: where evidence files go; with it, synthetic plan-indicator reports are loaded
     (once), without it only the indicator table.
+    ``datapool``: create the shipped base/thematic databases and fill them with synthetic rows.
     """
     summary: dict[str, object] = {"departments": org_service.load_shipped_departments(db, actor=actor)}
     if not geo_service.district_loaded(db):
@@ -122,6 +128,11 @@ def load_demo(
     if data_service.count_enterprises(db) == 0 and enterprises:
         firms = generate_enterprises(seed, enterprises, township_codes=codes, today=today)
         summary["enterprises"] = data_service.load_enterprises(db, enterprises=firms, actor=actor)
+    if datapool:
+        pool = load_datapool_demo(db, seed=seed, actor=actor, residents=residents, enterprises=enterprises,
+                                  today=today)
+        if pool:
+            summary["datapool_rows"] = sum(pool.values())
     summary |= load_demo_iot(db, seed=seed, actor=actor)
     if events and db.scalar(select(func.count()).select_from(Event)) == 0:
         from .events_history import generate_history

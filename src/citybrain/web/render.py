@@ -35,6 +35,7 @@ NAV: list[NavItem] = [
     NavItem("/cockpit", "Cockpit", "cockpit:read"),
     NavItem("/indicators", "Plan indicators", "indicators:read"),
     NavItem("/iot/devices", "IoT devices", "iot:read", staff_only=True),
+    NavItem("/data", "Data pool", "data:read", staff_only=True),
     NavItem("/events/new", "New report", "events:report", staff_only=True),
     NavItem("/admin/departments", "Departments", "org:read"),
     NavItem("/admin/users", "Users", "org:read"),

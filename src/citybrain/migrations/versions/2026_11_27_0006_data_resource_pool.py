@@ -38,7 +38,7 @@ def upgrade() -> None:
         sa.Column("abstract", sa.Text(), nullable=False),
         sa.Column("keywords", sa.String(length=300), nullable=False),
         sa.Column("format", sa.String(length=20), nullable=False),
-        sa.Column("sharing_type", sa.String(length=12), nullable=False),
+        sa.Column("sharing_type", sa.String(length=16), nullable=False),
         sa.Column("sharing_conditions", sa.Text(), nullable=False),
         sa.Column("sharing_method", sa.String(length=50), nullable=False),
         sa.Column("open_type", sa.String(length=12), nullable=False),
