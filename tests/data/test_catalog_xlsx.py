@@ -237,6 +237,19 @@ def test_a_workbook_with_another_sheet_name_is_read_when_it_has_one_sheet(db, ad
     assert report.created == [POLICE_A]
 
 
+def test_merged_resource_cells_read_as_filled_on_the_first_row(db, admin_actor) -> None:
+    wb = load_workbook(io.BytesIO(sheet(resource())))
+    ws = wb[catalog_xlsx.SHEET]
+    for header in ("信息资源名称", "信息资源摘要"):
+        column = HEADERS.index(header) + 1
+        ws.cell(row=2, column=column).value = "流动人口登记" if header == "信息资源名称" else "合并单元格的摘要"
+        ws.merge_cells(start_row=2, end_row=4, start_column=column, end_column=column)
+    out = io.BytesIO()
+    wb.save(out)
+    assert catalog_xlsx.import_entries(db, data=out.getvalue(), actor=admin_actor).created == [POLICE_A]
+    assert catalog.get_by_code(db, code=POLICE_A).abstract == "合并单元格的摘要"
+
+
 def test_english_enum_values_are_accepted_too(db, admin_actor) -> None:
     rows = resource(共享类型="conditional", 更新周期="daily")
     rows[1]["数据类型"] = "string"

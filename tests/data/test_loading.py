@@ -177,3 +177,33 @@ def test_preview_types_the_first_rows_and_stores_nothing(db) -> None:
     assert result["report"]["error_counts"] == {"not a date": 1, "not an integer": 1}
     assert stored(db, entry) == [] and entry.version == 0
     assert db.scalars(select(DataLoad).where(DataLoad.entry_id == entry.id)).all() == []
+
+
+@pytest.mark.parametrize(("kind", "raw", "expected"), [
+    ("date", "2024年1月5日", date(2024, 1, 5)),
+    ("date", "2024.1.5", date(2024, 1, 5)),
+    ("date", datetime(2024, 1, 5), date(2024, 1, 5)),
+    ("datetime", "2024年1月5日 8时30分", datetime(2024, 1, 5, 0, 30, tzinfo=UTC)),
+    ("datetime", "2024-01-05 08:30:15", datetime(2024, 1, 5, 0, 30, 15, tzinfo=UTC)),
+    ("datetime", "2024-01-05T08:30:15Z", datetime(2024, 1, 5, 8, 30, 15, tzinfo=UTC)),
+    ("boolean", "否", False),
+    ("boolean", 1.0, True),
+    ("integer", "1,234", 1234),
+    ("decimal", "-1.5e2", -150.0),
+])
+def test_cells_are_typed_in_the_forms_departments_write(kind, raw, expected) -> None:
+    from citybrain.data import values
+    from citybrain.data.models import InfoItem
+
+    assert values.converter(InfoItem(code="x", name="x", data_type=kind))(raw).__eq__(expected) is True
+
+
+@pytest.mark.parametrize(("kind", "raw"), [("date", "2024-02-30"), ("date", "05/01/2024"), ("integer", "1.5"),
+                                           ("integer", True), ("decimal", "nan"), ("decimal", "1_000"),
+                                           ("boolean", "maybe"), ("datetime", "2024-01-05 25:00")])
+def test_cells_that_are_not_their_type_are_refused(kind, raw) -> None:
+    from citybrain.data import values
+    from citybrain.data.models import InfoItem
+
+    with pytest.raises(values.BadValue):
+        values.converter(InfoItem(code="x", name="x", data_type=kind))(raw)

@@ -179,7 +179,8 @@ def test_sql_and_formula_injection_values_are_stored_verbatim_and_warned_about(d
     entry, snapshot, _before = loaded
     sql = "张三'); DROP TABLE ds_1; --"
     formula = '=HYPERLINK("http://evil.example","点我")'
-    data = csv_bytes([HEADER, f'370306199001015555,"{sql}",,1', f'370306199001016666,"{formula.replace(chr(34), 2 * chr(34))}",,2',
+    quoted = formula.replace('"', '""')
+    data = csv_bytes([HEADER, f'370306199001015555,"{sql}",,1', f'370306199001016666,"{quoted}",,2',
                       "370306199001017777,-12,,1", "370306199001018888,@SUM(A1),,1"])
     load = loading.load_file(db, entry_id=entry.id, data=data, filename="i.csv", mode="append", actor=ADMIN)
     assert load.status == "loaded", load.report

@@ -167,3 +167,10 @@ def test_warnings_count_half_and_an_empty_frame_scores_100() -> None:
     spec = qc.RuleSpec(item="m", kind="mobile", severity="warning")
     assert qc.evaluate(frame, [spec], today=TODAY).score == 75.0
     assert qc.evaluate(frame.clear(), [spec], today=TODAY).score == 100.0
+
+
+def test_a_date_rule_without_bounds_on_a_date_column_passes_everydate() -> None:
+    frame = pl.DataFrame({"_id": [1, 2], "d": [date(2024, 1, 5), None]})
+    spec = qc.RuleSpec(item="d", kind="date", params={}, severity="error")
+    result = qc.evaluate(frame, [spec], today=date(2026, 11, 27))
+    assert (result.failed_rows, result.score) == (0, 100.0)

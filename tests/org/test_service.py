@@ -57,13 +57,13 @@ def test_shipped_departments_cover_bureaus_and_all_ten_townships(db):
 
 
 def test_create_department_is_audited(db, admin_actor):
-    dept = service.create_department(db, data=DepartmentCreate(code="market", name="区市场监督管理局",
-                                                               description="Market regulation"),
+    dept = service.create_department(db, data=DepartmentCreate(code="audit", name="区审计局",
+                                                               description="Audit"),
                                      actor=admin_actor)
-    assert _reread(db, Department, dept.id).name == "区市场监督管理局"
+    assert _reread(db, Department, dept.id).name == "区审计局"
     entry = _last_audit(db)
     assert (entry.action, entry.object_id) == ("department.create", str(dept.id))
-    assert entry.before is None and entry.after["code"] == "market"
+    assert entry.before is None and entry.after["code"] == "audit"
 
 
 def test_duplicate_department_code_is_a_conflict_and_creates_nothing(db, admin_actor):
@@ -118,7 +118,7 @@ def test_malformed_department_input_is_refused_by_the_schema(fields):
 
 def test_staff_may_not_create_departments(db):
     with pytest.raises(Forbidden):
-        service.create_department(db, data=DepartmentCreate(code="market", name="区市场监督管理局"),
+        service.create_department(db, data=DepartmentCreate(code="audit", name="区审计局"),
                                   actor=_actor(db, "cityadmin"))
 
 

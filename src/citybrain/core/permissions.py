@@ -39,7 +39,7 @@ PERMISSIONS: dict[str, str] = {
     "iot:alarm": "Acknowledge and clear IoT alarms, read the dead-letter store",
     "iot:admin": "Edit products (thing models) and alarm rules; write through the NGSI-LD API",
     "data:read": "Browse the data catalog, request access to shared resources and read granted rows",
-    "data:publish": "Describe, load and run quality checks on one's department's resources; decide its sharing requests",
+    "data:publish": "Describe, load and quality-check one's department's resources; decide its sharing requests",
     "data:admin": "Edit every department's catalog entries, quality rules and masking; see every department's quality",
 }
 ALL_PERMISSIONS = frozenset(PERMISSIONS)

@@ -151,7 +151,8 @@ def read_rows(db: Session, *, entry: CatalogEntry, actor: Actor, via: str, filte
     visible = {i.code: i for i in _visible_items(entry, access)}
     order = _parse_sort(sort)
     wanted = list(dict.fromkeys(fields)) if fields else ["_id", *visible]
-    for names, what in ((wanted, "field(s)"), (list(filters), "filter field(s)"), ([c for c, _ in order], "sort field(s)")):
+    checks = ((wanted, "field(s)"), (list(filters), "filter field(s)"), ([c for c, _ in order], "sort field(s)"))
+    for names, what in checks:
         _check_names(names, entry, visible, what)
     rules = rules or load_rules()
     masked = [c for c in wanted if c in visible and visible[c].personal and not access.unmasked]

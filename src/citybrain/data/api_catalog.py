@@ -140,19 +140,19 @@ def search_entries(db: DbSession, _actor: Reader, q: str = "", department: Many 
 @router.get("/entries/{entry_id}", response_model=EntryRead)
 def show_entry(entry_id: int, db: DbSession, _actor: Reader) -> EntryRead:
     entry = catalog.get_entry(db, entry_id=entry_id)
-    return _read(EntryRead, entry, _departments(db))  # type: ignore[no-any-return]
+    return _read(EntryRead, entry, _departments(db))
 
 
 @router.post("/entries", response_model=EntryRead, status_code=201)
 def create_entry(body: EntryIn, db: DbSession, actor: Publisher) -> EntryRead:
     entry = catalog.create_entry(db, data=body, actor=actor)
-    return _read(EntryRead, entry, _departments(db))  # type: ignore[no-any-return]
+    return _read(EntryRead, entry, _departments(db))
 
 
 @router.put("/entries/{entry_id}", response_model=EntryRead)
 def update_entry(entry_id: int, body: EntryIn, db: DbSession, actor: Publisher) -> EntryRead:
     entry = catalog.update_entry(db, entry_id=entry_id, data=body, actor=actor)
-    return _read(EntryRead, entry, _departments(db))  # type: ignore[no-any-return]
+    return _read(EntryRead, entry, _departments(db))
 
 
 @router.post("/catalog/import", response_model=catalog_xlsx.ImportReport)

@@ -38,6 +38,7 @@ router = APIRouter()
 Reader = Annotated[Actor, require("data:read")]
 Publisher = Annotated[Actor, require("data:publish")]
 
+PAGE_UPLOAD_PATH = r"^/data/upload$"  # the upload page's form (data/pages_manage.py)
 UPLOAD_PATH = r"/api/data/entries/[0-9]+/(loads|preview)"
 MULTIPART_SLACK = 1 << 20  # part headers and boundaries around the file
 _CHUNK_LIMIT_NOTE = "the file is larger than the limit of {mb} MB"
@@ -45,7 +46,8 @@ _CHUNK_LIMIT_NOTE = "the file is larger than the limit of {mb} MB"
 
 def upload_path_limits(settings: Settings) -> list[tuple[str, int]]:
     """For the app's body-size middleware: the upload routes take files up to ``data_max_upload_mb``."""
-    return [(UPLOAD_PATH, settings.data_max_upload_mb * 1024 * 1024 + MULTIPART_SLACK)]
+    limit = settings.data_max_upload_mb * 1024 * 1024 + MULTIPART_SLACK
+    return [(UPLOAD_PATH, limit), (PAGE_UPLOAD_PATH, limit)]
 
 
 class LoadRead(BaseModel):

@@ -21,6 +21,7 @@ from typing import Any
 from openpyxl import Workbook, load_workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
 from openpyxl.utils.exceptions import InvalidFileException
 from pydantic import BaseModel, ValidationError, computed_field
 from sqlalchemy import select
@@ -102,8 +103,6 @@ def export_entries(db: Session, *, entries: Iterable[CatalogEntry]) -> bytes:
 
 
 def _letter(n: int) -> str:
-    from openpyxl.utils import get_column_letter
-
     return get_column_letter(n + 1)
 
 

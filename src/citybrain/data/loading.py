@@ -235,11 +235,10 @@ def _typed(source: readers.Table, columns: list[_Column], report: Report,
     width = len(source.header)
     for number, cells in source.rows:
         counts.read += 1
-        if len(cells) != width:
-            if len(cells) < width or any(not is_empty(c) for c in cells[width:]):
-                report.error(number, None, "", "wrong number of cells", detail=f"{len(cells)} cells, "
-                             f"the header has {width}")
-                continue
+        if len(cells) != width and (len(cells) < width or any(not is_empty(c) for c in cells[width:])):
+            report.error(number, None, "", "wrong number of cells", detail=f"{len(cells)} cells, "
+                         f"the header has {width}")
+            continue
         record: dict[str, Any] = {}
         good = True
         for col in columns:

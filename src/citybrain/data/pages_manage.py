@@ -64,17 +64,25 @@ def _publishable(db: Any, actor: Actor) -> list[CatalogEntry]:
     return catalog.list_entries(db, department_id=actor.department_id)
 
 
-def _context(db: Any, actor: Actor, **extra: Any) -> dict[str, Any]:
+def _max_bytes(request: Request) -> int:
+    return request.app.state.settings.data_max_upload_mb * 1024 * 1024
+
+
+def _mb(request: Request) -> int:
+    return _max_bytes(request) // 2**20
+
+
+def _context(db: Any, actor: Actor, max_mb: int = 0, **extra: Any) -> dict[str, Any]:
     return {**common(db), "entries": _publishable(db, actor), "modes": [m.value for m in LoadMode],
             "selected": None, "mode": "append", "preview": None, "load": None, "error": "", "token": "",
-            "filename": "", "max_mb": loading.default_max_bytes() // (1024 * 1024), **extra}
+            "filename": "", "max_mb": max_mb, **extra}
 
 
 @router.get("/data/upload")
 def upload_page(request: Request, db: DbSession, actor: Publisher) -> Response:
     selected = request.query_params.get("entry", "")
-    return render(request, "data/upload.html", _context(db, actor, selected=int(selected) if selected.isdigit()
-                                                        else None), actor=actor)
+    ctx = _context(db, actor, _mb(request), selected=int(selected) if selected.isdigit() else None)
+    return render(request, "data/upload.html", ctx, actor=actor)
 
 
 def _entry_and_mode(db: Any, actor: Actor, form: FormData) -> tuple[CatalogEntry, str]:
@@ -108,16 +116,17 @@ def upload(request: Request, db: DbSession, actor: Publisher, form: Posted) -> R
         with kept.open("wb") as out:
             shutil.copyfileobj(upload.file, out, 1024 * 1024)
         preview = loading.preview_file(db, entry_id=entry.id, data=kept, filename=upload.filename, actor=actor,
-                                       mode=mode)
+                                       mode=mode, max_bytes=_max_bytes(request))
         if not preview["acceptable"]:
             kept.unlink(missing_ok=True)
             token = ""
     except DomainError as exc:
-        return render(request, "data/upload.html", _context(db, actor, error=exc.message,
+        return render(request, "data/upload.html", _context(db, actor, _mb(request), error=exc.message,
                                                             selected=_int(form.get("entry"))),
                       actor=actor, status_code=422)
-    return render(request, "data/upload.html", _context(db, actor, selected=entry.id, mode=mode, preview=preview,
-                                                        token=token, filename=upload.filename), actor=actor)
+    ctx = _context(db, actor, _mb(request), selected=entry.id, mode=mode, preview=preview, token=token,
+                   filename=upload.filename)
+    return render(request, "data/upload.html", ctx, actor=actor)
 
 
 def _int(value: Any) -> int | None:
@@ -133,7 +142,7 @@ def _load_kept(request: Request, db: Any, actor: Actor, entry: CatalogEntry, mod
         raise Invalid("the previewed file is gone (kept for a day); choose it again")
     try:
         load = loading.load_file(db, entry_id=entry.id, data=kept, filename=filename[:200] or "upload", mode=mode,
-                                 actor=actor)
+                                 actor=actor, max_bytes=_max_bytes(request))
     finally:
         kept.unlink(missing_ok=True)
     return render(request, "data/load.html", {**common(db), "load": load, "entry": entry}, actor=actor,

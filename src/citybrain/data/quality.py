@@ -261,7 +261,9 @@ def run(db: Session, *, entry_id: int, actor: Actor) -> QualityRun:
     started = time.perf_counter()
     rules = [r for r in list_rules(db, entry_id=entry.id) if r.active]
     specs = [RuleSpec(item=r.item_code, kind=r.kind, params=dict(r.params), severity=r.severity, rule_id=r.id,
-                      description=r.description) for r in rules] + _declared_sources(entry)
+                      description=r.description) for r in rules]
+    explicit = {(s.item, s.params.get("source_entry_code")) for s in specs if s.kind == "cross_source"}
+    specs += [s for s in _declared_sources(entry) if (s.item, s.params["source_entry_code"]) not in explicit]
     for spec in specs:
         if spec.item not in _item_codes(entry):
             spec.skipped = f"item {spec.item} no longer exists"

@@ -73,11 +73,15 @@ def failed(check: Check) -> pl.Expr:
     """True for every row failing the check (nulls in a condition count as passing)."""
     if check.fast is not None:
         return check.fast.fill_null(False)
+    if not check.conditions:  # e.g. a date rule without bounds on a column already typed as dates
+        return pl.lit(False)
     return pl.any_horizontal([cond.fill_null(False) for cond, _ in check.conditions])
 
 
 def reason(check: Check) -> pl.Expr:
     """The first failing condition's reason, or null (only evaluated on sample rows)."""
+    if not check.conditions:
+        return pl.lit(None, dtype=pl.String)
     return pl.coalesce([pl.when(cond.fill_null(False)).then(pl.lit(text)) for cond, text in check.conditions])
 
 

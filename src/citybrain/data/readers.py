@@ -162,7 +162,7 @@ def read_xlsx(f: IO[bytes], *, sheet_names: Sequence[str] = ()) -> Table:
         shown = ", ".join(merged[:10]) + (" …" if len(merged) > 10 else "")
         raise FileProblem(f"sheet {name!r} has merged cells ({shown}); unmerge them so each row stands alone")
     rows = _xlsx_rows(ws)
-    for number, cells in rows:
+    for _number, cells in rows:
         if any(not _blank(c) for c in cells):
             header = [("" if c is None else str(c)).strip() for c in cells]
             while header and not header[-1]:

@@ -99,9 +99,9 @@ def file_request(db: Session, *, entry_id: int, actor: Actor, purpose: str, fiel
         ShareRequest.status == RequestStatus.PENDING))
     if pending is not None:
         raise Conflict(f"your department already has a pending request ({pending}) for {_label(entry)}")
-    req = ShareRequest(entry_id=entry.id, consumer_department_id=actor.department_id, requested_by_user_id=actor.user_id,
-                       purpose=purpose, fields=fields, unmasked=unmasked, days=_check_days(days),
-                       status=RequestStatus.PENDING, created_at=clock.now())
+    req = ShareRequest(entry_id=entry.id, consumer_department_id=actor.department_id,
+                       requested_by_user_id=actor.user_id, purpose=purpose, fields=fields, unmasked=unmasked,
+                       days=_check_days(days), status=RequestStatus.PENDING, created_at=clock.now())
     db.add(req)
     db.flush()
     audit.record(db, actor=actor, action="data.share.request", object_type="data_share_request", object_id=req.id,
@@ -237,7 +237,8 @@ def access_for(db: Session, *, entry: CatalogEntry, actor: Actor) -> Access:
     if actor.department_id is not None and actor.department_id == entry.provider_department_id:
         return Access(fields=None, unmasked=True, grant=None, own=True)
     if entry.sharing_type == SharingType.NONE:
-        raise Forbidden(f"{_label(entry)} is 不予共享 (not shared): its rows are served to its provider department only")
+        raise Forbidden(f"{_label(entry)} is 不予共享 (not shared): its rows are served to its provider "
+                        "department only")
     grant = None
     if actor.department_id is not None:
         grant = db.scalars(_active(entry.id, actor.department_id, clock.now())).first()
@@ -251,7 +252,8 @@ def access_for(db: Session, *, entry: CatalogEntry, actor: Actor) -> Access:
 def _no_grant_reason(db: Session, entry: CatalogEntry, actor: Actor) -> str:
     if actor.department_id is None:
         raise Forbidden(f"{_label(entry)} is 有条件共享: grants are held by departments and you belong to none")
-    last = db.scalars(select(Grant).where(Grant.entry_id == entry.id, Grant.consumer_department_id == actor.department_id)
+    last = db.scalars(select(Grant).where(Grant.entry_id == entry.id,
+                                          Grant.consumer_department_id == actor.department_id)
                       .order_by(Grant.id.desc())).first()
     if last is not None and last.revoked_at is not None:
         return (f"your department's grant for {_label(entry)} was revoked on {_when(last.revoked_at)}; "
