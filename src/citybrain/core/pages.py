@@ -8,6 +8,7 @@ from citybrain.cockpit import pages as cockpit_pages
 from citybrain.data import pages as data_pages
 from citybrain.data import pages_manage as data_pages_manage
 from citybrain.data import pages_quality as data_pages_quality
+from citybrain.data import pages_sharing as data_pages_sharing
 from citybrain.events import pages_catalog as events_pages_catalog
 from citybrain.events import pages_evaluation as events_pages_evaluation
 from citybrain.events import pages_public as events_pages_public
@@ -36,4 +37,5 @@ def build_page_router() -> APIRouter:
     pages.include_router(data_pages.router)
     pages.include_router(data_pages_manage.router)
     pages.include_router(data_pages_quality.router)
+    pages.include_router(data_pages_sharing.router)
     return pages

@@ -111,6 +111,7 @@ def entry_page(request: Request, entry_id: int, db: DbSession, actor: Reader) ->
     sources = {i.source_entry_code for i in entry.items if i.source_entry_code}
     source_entries = {e.code: e for e in db.scalars(select(CatalogEntry).where(CatalogEntry.code.in_(sources)))}
     ctx = {**common(db), "entry": entry, "loads": loads, "run": run, "rows": rows, "rows_error": rows_error,
-           "related": related, "source_entries": source_entries, "access": viewer_access(db, actor, entry),
+           "item_names": {i.code: i.name for i in entry.items}, "related": related,
+           "source_entries": source_entries, "access": viewer_access(db, actor, entry),
            "now": datetime.now(UTC)}
     return render(request, "data/entry.html", ctx, actor=actor)
