@@ -194,7 +194,7 @@ def demo(host: str | None, port: int | None, seed: int, residents: int, enterpri
     with _session(settings) as db:
         summary = load_demo(db, seed=seed, actor=system_actor("demo"), today=date.today(),
                             residents=residents, enterprises=enterprises, events=events,
-                            data_dir=settings.data_dir)
+                            data_dir=settings.data_dir, quality=True)
         db.commit()
         click.echo("demo accounts (username / password / role):")
         for acc in demo_accounts(seed):

@@ -74,8 +74,8 @@ class Settings(BaseSettings):
     iot_max_payload_kb: int = Field(default=256, ge=1, le=10_240, description="Largest MQTT/HTTP device message.")
     iot_max_future_s: int = Field(default=300, ge=0, le=86400, description="How far ahead a reading's ts may be.")
     data_max_upload_mb: int = Field(default=200, ge=1, description="Largest data file a department may load, in MB.")
-    data_masking_file: Path | None = Field(
-        default=None,
+    data_masking_file: str = Field(
+        default="",
         description="TOML file of masking rules replacing the shipped data/masking.toml; empty = shipped.")
 
     @classmethod

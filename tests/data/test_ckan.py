@@ -50,7 +50,8 @@ def test_package_actions_in_ckan_shape(client, entries, prefix):
     assert {t["name"] for t in pkg["tags"]} == {"流动人口", "居住证"}
     extras = {e["key"]: e["value"] for e in pkg["extras"]}
     assert extras["resource_code"] == "1010100/ckan-00001" and extras["sharing_type"] == "conditional"
-    assert ok(client.post(f"{prefix}/package_show", json={"id": people.package_id}, headers=ckan))["name"] == people.slug
+    shown = ok(client.post(f"{prefix}/package_show", json={"id": people.package_id}, headers=ckan))
+    assert shown["name"] == people.slug
 
 
 def test_package_search_words_fq_sort_and_facets(client, entries):

@@ -57,7 +57,7 @@ def test_a_district_file_replaces_the_shipped_rules(tmp_path: Path):
     path = tmp_path / "mask.toml"
     path.write_text('mask_char = "#"\n[kinds.id_number]\nmethod = "keep"\nkeep_first = 0\nkeep_last = 2\n'
                     '[kinds.default]\nmethod = "regex"\npattern = "\\\\d"\nreplace = "0"\n', encoding="utf-8")
-    settings = Settings(data_dir=tmp_path, data_masking_file=path)
+    settings = Settings(data_dir=tmp_path, data_masking_file=str(path))
     rules = masking.rules_for(settings)
     assert rules.mask("id_number", "370306199001011234") == "################34"
     assert rules.mask("mobile", "139-1234") == "000-0000"  # default of this file

@@ -174,3 +174,48 @@ def test_a_date_rule_without_bounds_on_a_date_column_passes_everydate() -> None:
     spec = qc.RuleSpec(item="d", kind="date", params={}, severity="error")
     result = qc.evaluate(frame, [spec], today=date(2026, 11, 27))
     assert (result.failed_rows, result.score) == (0, 100.0)
+
+
+def _pairs(result: tuple[pl.DataFrame, pl.DataFrame]) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    matched, bad = result
+    return sorted(matched.select("_i", "_j").rows()), sorted(bad.select("_i", "_j").rows())
+
+
+@pytest.mark.parametrize("key_dtype", [pl.String, pl.Int64])
+def test_cross_source_through_hashes_matches_the_exact_join(key_dtype) -> None:
+    rnd = random.Random(11)
+    keys = [rnd.choice([None, *range(40)]) for _ in range(400)]
+    frame = pl.DataFrame({"_id": range(1, 401), "k": pl.Series(keys).cast(key_dtype),
+                          "v": [rnd.choice([None, "a", "b", "c"]) for _ in keys]})
+    # The source repeats keys (its first row counts), lacks some keys and has null keys and values.
+    src_keys = [rnd.choice([None, *range(30)]) for _ in range(120)]
+    source = pl.DataFrame({"key": pl.Series(src_keys).cast(key_dtype).cast(pl.String),
+                           "value": [rnd.choice([None, "a", "b"]) for _ in src_keys]})
+    fast = _pairs(qc._cross_source_pairs(frame, "k", "v", source))
+    exact = _pairs(qc._cross_source_exact(frame, "k", "v", source))
+    assert fast == exact
+    assert 0 < len(exact[1]) < len(exact[0]) < frame.height
+
+
+def test_cross_source_with_an_empty_source_or_frame() -> None:
+    frame = pl.DataFrame({"_id": [1, 2], "k": ["a", None], "v": ["x", "y"]})
+    empty = pl.DataFrame({"key": [], "value": []}, schema={"key": pl.String, "value": pl.String})
+    spec = qc.RuleSpec(item="v", kind="cross_source", source=empty,
+                       params={"source_entry_code": "s", "source_item_code": "v", "key": ["k", "key"]})
+    mask, summary = qc.cross_source(frame, spec)
+    assert mask.to_list() == [False, False]
+    assert (summary["compared"], summary["unmatched"], summary["disagreements"]) == (0, 2, 0)
+    spec.source = pl.DataFrame({"key": ["a"], "value": ["z"]})
+    mask, summary = qc.cross_source(frame.clear(), spec)
+    assert (mask.len(), summary["compared"], summary["disagreements"]) == (0, 0, 0)
+
+
+def test_unique_confirms_hash_suspects_on_the_values() -> None:
+    rnd = random.Random(3)
+    values = [rnd.choice([None, *(f"v{n}" for n in range(500))]) for _ in range(800)]
+    frame = pl.DataFrame({"_id": range(1, 801), "v": values})
+    result = qc.evaluate(frame, [qc.RuleSpec(item="v", kind="unique")], today=TODAY)
+    expected = frame.filter(pl.col("v").is_not_null() & pl.col("v").is_duplicated())
+    assert result.results[0]["failed"] == result.failed_rows == expected.height > 0
+    assert [s["_id"] for s in result.results[0]["samples"]] == expected["_id"].head(10).to_list()
+    assert qc.outcome(frame, qc.unique("v"))["failed"].sum() == expected.height

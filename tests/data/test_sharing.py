@@ -21,7 +21,8 @@ ROWS = [
      "address": "山东省淄博市周村区丝绸路街道新建路12号", "household_size": 3},
     {"id_number": "370306198502023456", "name": "欧阳娜娜", "mobile": "13800001111",
      "address": "周村区南郊镇大付村3号", "household_size": 5},
-    {"id_number": "370306197003035678", "name": "李四", "mobile": None, "address": "周村区北郊镇王村", "household_size": 1},
+    {"id_number": "370306197003035678", "name": "李四", "mobile": None, "address": "周村区北郊镇王村",
+     "household_size": 1},
 ]
 
 
@@ -117,7 +118,8 @@ def test_expired_grant_is_refused_with_its_date(db, conditional, frozen_clock):
                                                         days=1).id, actor=staff(db, "police"))
     frozen_clock[0] += timedelta(days=1, seconds=1)
     logged = counts(db)
-    with pytest.raises(Forbidden, match=r"your grant for 户籍人口信息 \(1010100/share-00001\) expired on 2026-11-27 08:00"):
+    expired = r"your grant for 户籍人口信息 \(1010100/share-00001\) expired on 2026-11-27 08:00"
+    with pytest.raises(Forbidden, match=expired):
         access.read_rows(db, entry=conditional, actor=market, via="api")
     assert counts(db) == logged
 

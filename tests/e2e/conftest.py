@@ -94,3 +94,4 @@ def page(browser, demo_server):  # noqa: ANN001, ANN201
           else pg.outside_requests.append(r.url))  # type: ignore[attr-defined]
     yield pg
     context.close()
+

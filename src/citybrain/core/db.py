@@ -68,8 +68,12 @@ def _sqlite_begin_before_savepoint(conn: Any, _name: str) -> None:
     # pysqlite opens its transaction lazily, before the first INSERT/UPDATE/DELETE. A SAVEPOINT
     # sent outside a transaction becomes the transaction, and its RELEASE then commits for good:
     # the outer rollback (a failed request, a test) would no longer undo it. Open it first.
+    # IMMEDIATE: a savepoint means the transaction will write. A deferred BEGIN would read from
+    # a snapshot first; if another connection (the ingestion thread, a second process) commits
+    # meanwhile, upgrading that snapshot to a write fails at once with "database is locked"
+    # instead of waiting in the busy handler.
     if not conn.connection.dbapi_connection.in_transaction:
-        conn.exec_driver_sql("BEGIN")
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -71,10 +71,13 @@ def dashboard(request: Request, db: DbSession, actor: Reader) -> Response:
     names = {s["department_id"]: s["department_name"] for s in scores}
     entries = list(db.scalars(select(CatalogEntry).where(CatalogEntry.quality_score.is_not(None))
                               .order_by(CatalogEntry.quality_score, CatalogEntry.code).limit(20)))
-    ctx = {**common(db), "scores": scores, "sees_all": sees_all, "entries": entries,
+    tasks = quality.tasks(db, status="open", department_id=mine) if (sees_all or mine) else []
+    names_by_entry = dict(db.execute(select(CatalogEntry.id, CatalogEntry.name)
+                                     .where(CatalogEntry.id.in_({t.entry_id for t in tasks}))).all())
+    ctx = {**common(db), "scores": scores, "sees_all": sees_all, "entries": entries, "entry_names": names_by_entry,
            "chart": {"days": trend["days"], "series": [{"name": names[d], "data": pts}
                                                        for d, pts in trend["series"].items()]},
-           "tasks": quality.tasks(db, status="open", department_id=mine) if (sees_all or mine) else [],
+           "tasks": tasks,
            "disagreements": quality.disagreements(db, department_id=mine) if (sees_all or mine) else []}
     return render(request, "data/quality.html", ctx, actor=actor)
 

@@ -12,6 +12,8 @@ computes per-rule counts, samples, the rows failing any error rule and the score
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -32,6 +34,9 @@ class Check:
     # Named intermediate columns, computed stage by stage before the conditions (polars does
     # not always share a sub-expression used many times; a column is computed once).
     stages: tuple[tuple[pl.Expr, ...], ...] = ()
+    # When set, ``fast`` only marks suspects (a superset of the failing rows, usually a handful)
+    # and ``confirm`` takes the suspect rows (a frame) and says which of them really fail.
+    confirm: Callable[[pl.DataFrame], pl.Series] | None = None
 
 
 def with_stages(frame: pl.LazyFrame, check: Check) -> pl.LazyFrame:
@@ -40,10 +45,23 @@ def with_stages(frame: pl.LazyFrame, check: Check) -> pl.LazyFrame:
     return frame
 
 
+def confirmed(frame: pl.DataFrame, check: Check, suspects: pl.Series) -> pl.Series:
+    """The failing rows among ``suspects`` (a boolean mask) of a check with ``confirm``."""
+    assert check.confirm is not None
+    rows = suspects.arg_true()
+    if rows.is_empty():
+        return suspects
+    real = check.confirm(frame[rows])
+    return pl.Series(suspects.name, np.zeros(frame.height, dtype=bool)).scatter(rows.filter(real), True)
+
+
 def outcome(frame: pl.DataFrame, check: Check) -> pl.DataFrame:
     """Columns ``failed`` and ``reason`` for every row of ``frame`` (for samples and tests)."""
-    return with_stages(frame.lazy(), check).select(failed(check).alias("failed"),
-                                                   reason(check).alias("reason")).collect()
+    out = with_stages(frame.lazy(), check).select(failed(check).alias("failed"),
+                                                  reason(check).alias("reason")).collect()
+    if check.confirm is not None:
+        out = out.with_columns(confirmed(frame, check, out["failed"]))
+    return out
 
 SAMPLES_PER_RULE = 10
 SAMPLES_PER_CROSS_CHECK = 50
@@ -95,15 +113,17 @@ def not_null(column: str) -> Check:
 
 
 def unique(column: str, tmp: str = "_uq_") -> Check:
-    """Duplicates found through sorted 64-bit hashes (cheap), then confirmed on the values."""
+    """Duplicates found through sorted 64-bit hashes (cheap), then confirmed on the suspects' values."""
     col, hashed = pl.col(column), pl.col(f"{tmp}h")
     ordered = hashed.sort()
-    suspects = pl.col(f"{tmp}s")
-    stages = ((col.hash().alias(f"{tmp}h"),),
-              (hashed.is_in(ordered.filter(ordered == ordered.shift(1)).implode()).alias(f"{tmp}s"),))
-    exact = pl.when(suspects).then(col).is_duplicated() & suspects & col.is_not_null()
-    return Check([(col.is_not_null() & col.is_duplicated(), "value occurs more than once")], fast=exact,
-                 stages=stages)
+    stages = ((col.hash().alias(f"{tmp}h"),),)
+    suspects = col.is_not_null() & hashed.is_in(ordered.filter(ordered == ordered.shift(1)).implode())
+
+    def confirm(rows: pl.DataFrame) -> pl.Series:
+        return rows[column].is_duplicated()
+
+    return Check([(col.is_not_null() & col.is_duplicated(), "value occurs more than once")], fast=suspects,
+                 stages=stages, confirm=confirm)
 
 
 def in_set(column: str, values: list[Any], dtype: pl.DataType) -> Check:
@@ -144,7 +164,7 @@ def date_value(column: str, dtype: pl.DataType, *, lo: Any = None, hi: Any = Non
         value = pl.col(column).cast(pl.Date)
     else:
         text = _text(column)
-        value = text.str.to_date(fmt, strict=False)
+        value = text.str.to_date(fmt, strict=False, cache=False)  # a cache costs more than it saves
         if fmt == "%Y-%m-%d":  # the common case: a length test replaces writing every date back
             bad = (text.str.len_bytes() != 10) | value.is_null()
             conds.append((text.is_not_null() & bad, f"value is not a real date written {fmt}"))
@@ -201,11 +221,15 @@ def _id_checksum(n17: pl.Expr) -> pl.Expr:
 
 
 def _id_parts(s: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
-    """First 17 digits as an integer and the check value (X = 10); null when not numeric."""
-    stripped = s.str.strip_suffix("X")
-    number = stripped.str.to_integer(dtype=pl.UInt64, strict=False)
-    x_last = stripped.str.len_bytes() == 17
-    return (pl.when(x_last).then(number).otherwise(number // 10),
+    """First 17 digits as an integer and the check value (X = 10); null when not numeric.
+
+    Right for 18-byte values (the only ones any later condition looks at): all 18 characters
+    are read as one integer, and only the values ending in X are sliced.
+    """
+    number = s.str.to_integer(dtype=pl.UInt64, strict=False)
+    x_last = s.str.ends_with("X")
+    head = pl.when(x_last).then(s).str.slice(0, 17).str.to_integer(dtype=pl.UInt64, strict=False)
+    return (pl.when(x_last).then(head).otherwise(number // 10),
             pl.when(x_last).then(pl.lit(10, pl.UInt64)).otherwise(number % 10))
 
 
@@ -346,38 +370,76 @@ def build_check(spec: RuleSpec, schema: pl.Schema, *, today: date, tmp: str = "_
     raise ValueError(f"unknown rule kind {spec.kind!r}")
 
 
-def _one_row_per_key(source: pl.DataFrame) -> pl.DataFrame:
-    """A source with a repeated key is ambiguous: its first row for the key is compared."""
-    ordered = source["_h"].sort()
-    if (ordered == ordered.shift(1)).any():
-        return source.filter(pl.col("_key").is_first_distinct())
-    return source
+_SEED_2 = 0x5EED_C0DE  # a second, independent hash seed
+
+
+def _cross_source_exact(frame: pl.DataFrame, key_here: str, item: str, source: pl.DataFrame
+                        ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The slow exact path (a join on the key text): ``(_i, _j)`` of every matched pair and of
+    the pairs whose values differ. Used only when 64-bit key hashes collide."""
+    src = source.with_row_index("_j").filter(pl.col("key").is_not_null() & pl.col("key").is_first_distinct())
+    here = frame.select(_text(key_here).alias("key"), _text(item).alias("_val")).with_row_index("_i")
+    joined = here.join(src, on="key", how="inner")
+    bad = joined.filter(pl.col("_val").ne_missing(pl.col("value")))
+    return joined.select("_i", "_j"), bad.select("_i", "_j")
+
+
+def _cross_source_pairs(frame: pl.DataFrame, key_here: str, item: str, source: pl.DataFrame
+                        ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Match each row with the source's first row of the same key through sorted 64-bit key
+    hashes (two sorts and a merge, no hash table), then compare a fingerprint of key and value.
+
+    Only the rows whose fingerprints differ (the few suspects) are compared as text; their keys
+    must really be equal, else a hash collided and the exact join runs instead.
+    """
+    key, value = _text(key_here), _text(item)
+    src_key, src_value = pl.col("key"), pl.col("value")
+    here_q = frame.lazy().with_row_index("_i").filter(key.is_not_null()) \
+        .select(key.hash().alias("_h"), "_i", (key.hash(_SEED_2) ^ value.hash(_SEED_2 + 1)).alias("_f")).sort("_h")
+    src_q = source.lazy().with_row_index("_j").filter(src_key.is_not_null()) \
+        .select(src_key.hash().alias("_h"), "_j", (src_key.hash(_SEED_2) ^ src_value.hash(_SEED_2 + 1)).alias("_f")) \
+        .sort("_h", maintain_order=True)  # a repeated key's first row comes first
+    here, src = (f.to_dict() for f in pl.collect_all([here_q, src_q]))
+    h_here, h_src = here["_h"].to_numpy(), src["_h"].to_numpy()
+    pos = np.minimum(np.searchsorted(h_src, h_here), max(len(h_src) - 1, 0))
+    hit = h_src[pos] == h_here if len(h_src) else np.zeros(len(h_here), dtype=bool)
+    pos = pos[hit]
+    i, j = here["_i"].to_numpy()[hit], src["_j"].to_numpy()[pos]
+    suspect = here["_f"].to_numpy()[hit] != src["_f"].to_numpy()[pos]
+    si, sj = pl.Series("_i", i[suspect], dtype=pl.UInt32), pl.Series("_j", j[suspect], dtype=pl.UInt32)
+    if (frame[key_here].cast(pl.String).gather(si) != source["key"].gather(sj)).any():
+        return _cross_source_exact(frame, key_here, item, source)
+    differs = frame[item].cast(pl.String).gather(si).ne_missing(source["value"].gather(sj))
+    pairs = pl.DataFrame({"_i": pl.Series(i, dtype=pl.UInt32), "_j": pl.Series(j, dtype=pl.UInt32)})
+    return pairs, pl.DataFrame([si, sj]).filter(differs)
 
 
 def cross_source(frame: pl.DataFrame, spec: RuleSpec) -> tuple[pl.Series, dict[str, Any]]:
     """Compare ``spec.item`` with the authoritative source's value for the same key.
 
     Values are compared as text, exactly; a row whose key the source does not have is counted
-    as unmatched, not as a disagreement. The join runs on 64-bit hashes of the keys and keeps
-    only pairs whose keys are really equal.
+    as unmatched, not as a disagreement. A source with a repeated key is ambiguous: its first
+    row for the key is compared. Rows are matched on 64-bit key hashes and a row agrees when a
+    64-bit fingerprint of its key and value equals the source row's (a false agreement needs a
+    fingerprint collision); every reported disagreement is confirmed on the text.
     """
     key_here = spec.params["key"][0]
     source = spec.source if spec.source is not None else pl.DataFrame({"key": [], "value": []})
-    key_text = pl.col("_key")
-    source = _one_row_per_key(source.select(pl.col("key").cast(pl.String).alias("_key"),
-                                            pl.col("value").cast(pl.String).alias("_src"))
-                              .drop_nulls("_key").with_columns(key_text.hash().alias("_h")))
-    here = frame.select(pl.col("_id"), _text(key_here).alias("_key"), _text(spec.item).alias("_val")) \
-        .drop_nulls("_key").with_columns(key_text.hash().alias("_h"))
-    joined = here.join(source, on="_h", how="inner").filter(key_text == pl.col("_key_right"))
-    bad = joined.filter(pl.col("_val").ne_missing(pl.col("_src"))).sort("_id")
-    mask = frame["_id"].is_in(bad["_id"].implode()).alias(spec.item)
+    source = source.select(pl.col("key").cast(pl.String), pl.col("value").cast(pl.String))
+    pairs, bad = _cross_source_pairs(frame, key_here, spec.item, source)
+    bad = bad.with_columns(frame["_id"].gather(bad["_i"]).alias("_id")).sort("_id")
+    mask = pl.Series(spec.item, np.zeros(frame.height, dtype=bool))
+    if bad.height:
+        mask = mask.scatter(bad["_i"], True)
+    shown = bad.head(SAMPLES_PER_CROSS_CHECK)
     summary = {
         "rule_id": spec.rule_id, "item_code": spec.item, "source_entry_code": spec.params["source_entry_code"],
         "source_item_code": spec.params["source_item_code"], "key": spec.params["key"],
-        "compared": joined.height, "unmatched": frame.height - joined.height, "disagreements": bad.height,
-        "samples": [{"_id": r["_id"], "key": r["_key"], "field": spec.item, "value_here": r["_val"],
-                     "value_source": r["_src"]} for r in bad.head(SAMPLES_PER_CROSS_CHECK).iter_rows(named=True)],
+        "compared": pairs.height, "unmatched": frame.height - pairs.height, "disagreements": bad.height,
+        "samples": [{"_id": r_id, "key": k, "field": spec.item, "value_here": v, "value_source": s}
+                    for r_id, k, v, s in zip(shown["_id"], frame[key_here].cast(pl.String).gather(shown["_i"]),
+                                             frame[spec.item].cast(pl.String).gather(shown["_i"]),
+                                             source["value"].gather(shown["_j"]), strict=True)],
     }
     return mask, summary
 
@@ -401,12 +463,16 @@ def evaluate(frame: pl.DataFrame, specs: list[RuleSpec], *, today: date) -> Eval
     staged = frame.lazy()
     for check in checks.values():
         staged = with_stages(staged, check)
-    masks = staged.select([failed(c).alias(f"r{i}") for i, c in checks.items()]).collect() if checks \
-        else pl.DataFrame()
-    disagreements = []
-    for i, spec in enumerate(runnable):
-        if spec.kind == "cross_source":
-            mask, summary = cross_source(frame, spec)
+    crossing = [(i, s) for i, s in enumerate(runnable) if s.kind == "cross_source"]
+    # Cross-source checks run in a side thread: their numpy merge overlaps the polars query.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = [(i, pool.submit(cross_source, frame, spec)) for i, spec in crossing]
+        masks = staged.select([failed(c).alias(f"r{i}") for i, c in checks.items()]).collect() if checks \
+            else pl.DataFrame()
+        masks = masks.with_columns(confirmed(frame, c, masks[f"r{i}"]) for i, c in checks.items() if c.confirm)
+        disagreements = []
+        for i, job in pending:
+            mask, summary = job.result()
             mask = mask.alias(f"r{i}")
             masks = masks.with_columns(mask) if masks.width else mask.to_frame()
             disagreements.append(summary)

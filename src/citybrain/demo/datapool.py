@@ -425,3 +425,17 @@ def load_datapool_demo(db: Session, *, seed: int, actor: Actor, residents: int, 
     log.info("data pool demo loaded", extra={"rows": sum(counts.values()),
                                               "seconds": round(time.perf_counter() - started, 2)})
     return counts
+
+
+def run_demo_quality(db: Session, *, actor: Actor) -> int:
+    """A first quality run of every shipped resource that has rows and no run yet (the dashboard's start)."""
+    from citybrain.data import quality
+    from citybrain.data.models import QualityRun
+
+    checked = {e for (e,) in db.execute(select(QualityRun.entry_id).distinct())}
+    runs = 0
+    for entry in databases.shipped_entries(db).values():
+        if entry.row_count and entry.id not in checked:
+            quality.run(db, entry_id=entry.id, actor=actor)
+            runs += 1
+    return runs

@@ -31,7 +31,7 @@ from citybrain.indicators import demo as indicators_demo
 from citybrain.org import service as org_service
 from citybrain.org.schemas import UserCreate
 
-from .datapool import load_datapool_demo
+from .datapool import load_datapool_demo, run_demo_quality
 from .iot import load_demo_iot
 from .people import generate_enterprises, generate_residents
 
@@ -95,7 +95,7 @@ def load_geography(db: Session, *, actor: Actor) -> dict[str, int]:
 
 def load_demo(
     db: Session, *, seed: int, actor: Actor, today: date, residents: int = 5000, enterprises: int = 800,
-    events: int = 0, data_dir: Path | str | None = None, datapool: bool = True,
+    events: int = 0, data_dir: Path | str | None = None, datapool: bool = True, quality: bool = False,
 ) -> dict[str, object]:
     """Idempotent: each part is loaded only if it is not there yet.
 
@@ -104,6 +104,7 @@ def load_demo(
     ``data_dir``: where evidence files go; with it, synthetic plan-indicator reports are loaded
     (once), without it only the indicator table.
     ``datapool``: create the shipped base/thematic databases and fill them with synthetic rows.
+    ``quality``: then run every shipped resource's quality rules once (the dashboard's first scores).
     """
     summary: dict[str, object] = {"departments": org_service.load_shipped_departments(db, actor=actor)}
     if not geo_service.district_loaded(db):
@@ -133,6 +134,8 @@ def load_demo(
                                   today=today)
         if pool:
             summary["datapool_rows"] = sum(pool.values())
+        if quality:
+            summary["quality_runs"] = run_demo_quality(db, actor=actor)
     summary |= load_demo_iot(db, seed=seed, actor=actor)
     if events and db.scalar(select(func.count()).select_from(Event)) == 0:
         from .events_history import generate_history
