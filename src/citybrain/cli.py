@@ -79,11 +79,12 @@ def migrate() -> None:
     click.echo(f"database at revision {rev}")
 
 
-@main.command(help="Migrate, then load the shipped departments and the district geography (no demo data).")
+@main.command(help="Migrate, then load the shipped departments, geography and catalogs (no demo data).")
 @click.option("--with-geography/--without-geography", default=True, show_default=True,
               help="Load the packaged Zhoucun boundary, townships and unit grid.")
 def init(with_geography: bool) -> None:
     from citybrain.core.actor import system_actor
+    from citybrain.data import databases as data_databases
     from citybrain.demo.district import load_geography
     from citybrain.events import catalog
     from citybrain.geo import places as geo_places
@@ -104,9 +105,10 @@ def init(with_geography: bool) -> None:
         catalog.sync_catalog(db, actor=actor)
         indicators_service.sync_indicators(db, actor=actor)
         products = iot_registry.sync_products(db, actor=actor)
+        resources = data_databases.load_shipped_catalog(db, actor=actor)
         db.commit()
     click.echo(f"departments created: {created}; geography: {loaded or 'already loaded or skipped'}; "
-               f"IoT products added: {len(products)}")
+               f"IoT products added: {len(products)}; data catalog resources added: {len(resources)}")
 
 
 def _serve(settings: Settings) -> None:

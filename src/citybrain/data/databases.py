@@ -27,6 +27,10 @@ from .schemas import EntryIn
 SEVERITIES = ("error", "warning")
 
 
+def N_(msgid: str) -> str:  # noqa: N802 - marks an English msgid; translated where shown
+    return msgid
+
+
 @dataclass(frozen=True)
 class Database:
     """A base or thematic database: a named group of catalog entries (``CatalogEntry.database``)."""
@@ -39,23 +43,23 @@ class Database:
 
 
 DATABASES: tuple[Database, ...] = (
-    Database("population", "base", "人口基础信息库", "Population",
+    Database("population", "base", "人口基础信息库", N_("Population"),
              "Registered residents: identity, birth date, contact, household (authoritative: police)."),
-    Database("legal_entity", "base", "法人单位基础信息库", "Legal entities",
+    Database("legal_entity", "base", "法人单位基础信息库", N_("Legal entities"),
              "Market entities: name, legal representative, industry, status (authoritative: market regulation)."),
-    Database("e_license", "base", "电子证照基础信息库", "E-certificates",
+    Database("e_license", "base", "电子证照基础信息库", N_("E-certificates"),
              "Electronic licences and certificates issued in the district."),
-    Database("credit", "base", "社会信用基础信息库", "Credit",
+    Database("credit", "base", "社会信用基础信息库", N_("Credit"),
              "Public credit ratings and red/black-list flags of market entities."),
-    Database("economy", "thematic", "经济运行监测主题库", "Economic monitoring",
+    Database("economy", "thematic", "经济运行监测主题库", N_("Economic monitoring"),
              "Monthly output, revenue and employment of enterprises above the designated size."),
-    Database("gov_service", "thematic", "政务服务主题库", "Government services",
+    Database("gov_service", "thematic", "政务服务主题库", N_("Government services"),
              "Government service cases: items, applicants, processing times, satisfaction."),
-    Database("social_governance", "thematic", "社会治理主题库", "Social governance",
+    Database("social_governance", "thematic", "社会治理主题库", N_("Social governance"),
              "Community grids, grid workers and social assistance."),
-    Database("city_safety", "thematic", "城市安全主题库", "City safety",
+    Database("city_safety", "thematic", "城市安全主题库", N_("City safety"),
              "Enterprises with major hazard sources and their inspections."),
-    Database("eco_environment", "thematic", "生态环境主题库", "Eco-environment",
+    Database("eco_environment", "thematic", "生态环境主题库", N_("Eco-environment"),
              "Key pollutant-discharging units and their discharge permits."),
 )
 DATABASE_KEYS = frozenset(d.key for d in DATABASES)
