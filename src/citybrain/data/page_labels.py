@@ -22,7 +22,7 @@ LOAD_MODE = {"append": N_("Append"), "replace": N_("Replace"), "upsert": N_("Upd
 LOAD_STATUS = {"loaded": N_("Loaded"), "refused": N_("Refused")}
 REQUEST_STATUS = {"pending": N_("Pending"), "approved": N_("Approved"), "refused": N_("Refused"),
                   "withdrawn": N_("Withdrawn")}
-TASK_STATUS = {"open": N_("Open"), "resolved": N_("Resolved")}
+TASK_STATUS = {"open": N_("To be corrected"), "resolved": N_("Resolved")}
 FACETS = {"department": N_("Department"), "class_kind": N_("Class"), "sharing_type": N_("Sharing type"),
           "database": N_("Database"), "update_cycle": N_("Update cycle")}
 SHARING_BADGE = {"unconditional": "badge-success", "conditional": "badge-warning", "none": "badge-secondary"}
