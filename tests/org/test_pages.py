@@ -32,7 +32,7 @@ def _form_token(client, path: str) -> str:  # noqa: ANN001
     return csrf_from(page.text)
 
 
-NEW_DEPT = {"code": "market", "name": "区市场监督管理局", "kind": "bureau", "division_code": "", "description": ""}
+NEW_DEPT = {"code": "audit", "name": "区审计局", "kind": "bureau", "division_code": "", "description": ""}
 NEW_USER = {"username": "marketstaff", "password": "Market-pass-1", "role": "staff", "department": "health",
             "display_name": "卫健局新人"}
 
@@ -203,9 +203,9 @@ def test_admin_creates_a_department_through_the_form(client, db):
     token = _form_token(client, "/admin/departments")
     r = client.post("/admin/departments", data=NEW_DEPT | {"csrf_token": token}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/admin/departments"
-    dept = _department(db, "market")
-    assert dept is not None and dept.name == "区市场监督管理局"
-    assert "区市场监督管理局" in client.get("/admin/departments").text
+    dept = _department(db, "audit")
+    assert dept is not None and dept.name == "区审计局"
+    assert "区审计局" in client.get("/admin/departments").text
 
 
 def test_admin_edits_a_department_through_the_form(client, db):
@@ -268,14 +268,14 @@ def test_admin_forms_without_a_valid_csrf_token_are_403_and_create_nothing(clien
     form = dict(data) if token is None else data | {"csrf_token": token}
     r = client.post(path, data=form, follow_redirects=False)
     assert r.status_code == 403
-    assert _department(db, "market") is None and _users_named(db, "marketstaff") == 0
+    assert _department(db, "audit") is None and _users_named(db, "marketstaff") == 0
 
 
 def test_a_csrf_token_from_before_login_does_not_work_after_it(client, db):
     anonymous_token = _form_token(client, "/login")
     login(client, "admin", demo_password("admin"))
     r = client.post("/admin/departments", data=NEW_DEPT | {"csrf_token": anonymous_token})
-    assert r.status_code == 403 and _department(db, "market") is None
+    assert r.status_code == 403 and _department(db, "audit") is None
 
 
 def test_staff_cannot_post_to_admin_forms(client, db):
