@@ -20,15 +20,18 @@ def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_init_loads_departments_geography_and_catalog_once_without_accounts(tmp_path):
     first = _run(tmp_path, "init")
     assert first.returncode == 0, first.stderr
-    assert "departments created: 20" in first.stdout
+    assert "departments created: 26" in first.stdout and "data catalog resources added: 12" in first.stdout
     second = _run(tmp_path, "init")
     assert second.returncode == 0 and "departments created: 0" in second.stdout
+    assert "data catalog resources added: 0" in second.stdout
     db = sqlite3.connect(tmp_path / "citybrain.db")
     assert db.execute("select count(*) from division where level='township'").fetchone()[0] == 10
     assert db.execute("select count(*) from grid_cell").fetchone()[0] > 30000
     assert db.execute("select count(*) from event_category").fetchone()[0] > 40
     assert db.execute("select count(*) from user_account").fetchone()[0] == 0
     assert db.execute("select count(*) from resident").fetchone()[0] == 0
+    assert db.execute("select count(*) from data_catalog_entry").fetchone()[0] == 12
+    assert db.execute("select count(*) from data_load").fetchone()[0] == 0  # schemas, no rows
     created = _run(tmp_path, "user", "create", "--username", "chief", "--password", "S3cure-pass",
                    "--role", "admin", "--department", "bigdata")
     assert created.returncode == 0, created.stderr

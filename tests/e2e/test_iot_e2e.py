@@ -21,6 +21,7 @@ from citybrain.core.actor import system_actor
 from citybrain.core.db import make_engine
 from citybrain.iot import registry
 from citybrain.iot.models import AlarmRecord, Device, DeviceState, Telemetry
+from e2e_helpers import demo_database, sign_in_page
 
 pytestmark = pytest.mark.e2e
 
@@ -30,11 +31,6 @@ KEY = "e2e-air-1"
 ALARM = "ALM-e2e-air-1"
 POINT = (117.850, 36.800)  # 丝绸路街道, WGS-84
 
-
-def _database(tmp_path_factory: pytest.TempPathFactory) -> str:
-    found = sorted(tmp_path_factory.getbasetemp().glob("e2e*/citybrain.db"))
-    assert found, "the demo server's database was not found"
-    return f"sqlite:///{found[-1]}"
 
 
 def _seed(url: str) -> None:
@@ -81,28 +77,17 @@ def _report(url: str, pm25: float) -> None:
         engine.dispose()
 
 
-def _login(page, server, username: str) -> None:  # noqa: ANN001
-    page.goto(server.base_url + "/login")
-    page.fill("#username", username)
-    page.fill("#password", server.accounts[username])
-    with page.expect_navigation():
-        page.click("button[type=submit].btn-primary")
-    if "/login" in page.url:  # the redirect can outrun the session's commit: look again
-        page.wait_for_timeout(300)
-        page.goto(server.base_url + "/")
-    assert "/login" not in page.url, f"{username} could not log in: {page.url}"
-
 
 def _alarm_status(page) -> str:  # noqa: ANN001
     return page.get_attribute(f"tr[data-alarm-id={ALARM}]", "data-status")
 
 
 def test_staff_browse_devices_open_a_chart_and_acknowledge_an_alarm(page, demo_server, tmp_path_factory):  # noqa: ANN001
-    url = _database(tmp_path_factory)
+    url = demo_database(tmp_path_factory)
     _seed(url)
     page.set_default_timeout(15000)
     base = demo_server.base_url
-    _login(page, demo_server, "ecology")
+    sign_in_page(page, demo_server, "ecology")
 
     # The device list: our station is there, online and alarming, and the map is drawn.
     page.goto(f"{base}/iot/devices?q={KEY}")
