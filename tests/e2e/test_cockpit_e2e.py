@@ -66,7 +66,11 @@ def test_leader_sees_the_database_figures_and_a_new_event_arrives_live(page, dem
         page.wait_for_timeout(500)
     else:
         pytest.fail(f"screen {_shown(page)}, snapshot {snap['events']['open']}, events API {independent}")
-    assert page.locator("[data-panel=data_quality][data-connected=false]").is_visible()
+    # The data pool's quality panel: the demo ran every shipped resource's rules once.
+    quality = snap["panels"]["data_quality"]
+    assert quality["connected"] is True and quality["data"]["value"] is not None
+    assert page.locator("[data-panel=data_quality][data-connected=true]").is_visible()
+    assert str(quality["data"]["value"]) in page.inner_text("[data-panel=data_quality] .cp-provider-value")
     # The IoT panels show the snapshot's figures (the demo's sensors), and the map its sensor layer.
     drawn = page.evaluate("window.citybrainCockpit.snapshot.panels.device_online.data")
     shown = page.locator("[data-panel=device_online] [data-iot=value]").get_attribute("data-value")
