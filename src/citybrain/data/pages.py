@@ -23,7 +23,7 @@ from citybrain.core.errors import DomainError
 from citybrain.org import service as org_service
 from citybrain.web.render import render
 
-from . import catalog, databases, search
+from . import access, catalog, databases, search
 from . import page_labels as labels
 from .models import CatalogEntry, DataLoad, Grant, QualityRun, ShareRequest
 
@@ -100,8 +100,6 @@ def entry_page(request: Request, entry_id: int, db: DbSession, actor: Reader) ->
     rows = None
     rows_error = ""
     if entry.row_count:
-        from . import access  # noqa: PLC0415 - being written; imported where used
-
         try:
             rows = access.read_rows(db, entry=entry, actor=actor, via="page", limit=PREVIEW_ROWS,
                                     include_total=False)
